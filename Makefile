@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make up` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/cryptobot up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy cryptobot_core
+
+test: install lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .cryptobot .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,10 @@
+"""`cryptobot backfill` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def backfill() -> None:
+    """Not implemented yet."""
+    raise typer.Exit(1)

@@ -1,0 +1,311 @@
+"""The one candle type shared by the client, the stream, the store and the API.
+
+Raw payloads it parses (Binance docs):
+
+REST row (GET /api/v3/klines)::
+
+    [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100",
+     "148976.11427815", 1499644799999, "2434.19055334", 308, "1756.87402397",
+     "28.46694368", "0"]
+
+WebSocket kline event (<symbol>@kline_1m)::
+
+    {"e": "kline", "E": 1672515782136, "s": "BNBBTC",
+     "k": {"t": 1672515780000, "T": 1672515839999, "s": "BNBBTC", "i": "1m",
+           "f": 100, "L": 200, "o": "0.0010", "c": "0.0020", "h": "0.0025",
+           "l": "0.0015", "v": "1000", "n": 100, "x": false, "q": "1.0000",
+           "V": "500", "Q": "0.500", "B": "123456"}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from bson.decimal128 import Decimal128
+
+from cryptobot_core.errors import ValidationError
+from cryptobot_core.intervals import Interval
+
+DECIMAL_FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Source(StrEnum):
+    """Where a stored candle came from."""
+
+    REST = "rest"
+    WS = "ws"
+    REPAIR = "repair"
+
+
+def ms_to_dt(ms: int) -> datetime:
+    """Epoch milliseconds to an aware UTC datetime (exact to the millisecond)."""
+    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
+
+
+def dt_to_ms(dt: datetime) -> int:
+    """Aware (or naive-as-UTC) datetime to epoch milliseconds, in exact integer arithmetic."""
+    delta = _utc(dt) - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def dec_str(value: Decimal) -> str:
+    """A Decimal as Binance writes it: plain notation, never an exponent."""
+    return format(value, "f")
+
+
+def _utc(dt: datetime) -> datetime:
+    # pymongo returns naive datetimes unless tz_aware=True; treat naive as UTC.
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _dec(name: str, value: Any) -> Decimal:
+    if isinstance(value, Decimal128):
+        value = value.to_decimal()
+    if isinstance(value, float):
+        raise ValidationError(f"{name} must be a decimal string, not a float ({value!r})")
+    try:
+        d = Decimal(value)
+    except (InvalidOperation, TypeError):
+        raise ValidationError(f"{name} must be a decimal string, got {value!r}") from None
+    if not d.is_finite():
+        raise ValidationError(f"{name} must be finite, got {value!r}")
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One kline, validated at construction: exact Decimals and UTC datetimes."""
+
+    symbol: str
+    interval: Interval
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    trades: int
+    is_closed: bool = True
+    source: Source = Source.REST
+    event_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.symbol or not self.symbol.isalnum() or not self.symbol.isupper():
+            raise ValidationError(f"symbol must be upper-case letters/digits, got {self.symbol!r}")
+        object.__setattr__(self, "interval", Interval.parse(self.interval))
+        object.__setattr__(self, "source", Source(self.source))
+        object.__setattr__(self, "open_time", _utc(self.open_time))
+        object.__setattr__(self, "close_time", _utc(self.close_time))
+        if self.event_time is not None:
+            object.__setattr__(self, "event_time", _utc(self.event_time))
+        for name in DECIMAL_FIELDS:
+            object.__setattr__(self, name, _dec(name, getattr(self, name)))
+        if isinstance(self.trades, bool) or not isinstance(self.trades, int) or self.trades < 0:
+            raise ValidationError(f"trades must be a non-negative integer, got {self.trades!r}")
+        if self.close_time <= self.open_time:
+            raise ValidationError("close_time must be after open_time")
+
+    @property
+    def open_ms(self) -> int:
+        """Open time in epoch milliseconds (the kline's identity on Binance)."""
+        return dt_to_ms(self.open_time)
+
+    @property
+    def close_ms(self) -> int:
+        """Close time in epoch milliseconds."""
+        return dt_to_ms(self.close_time)
+
+    def with_source(self, source: Source) -> Candle:
+        """A copy marked with another source."""
+        return replace(self, source=source)
+
+    @classmethod
+    def from_rest_row(
+        cls,
+        symbol: str,
+        interval: Interval | str,
+        row: Sequence[Any],
+        *,
+        now_ms: int | None = None,
+        source: Source = Source.REST,
+    ) -> Candle:
+        """Parse one ``/api/v3/klines`` row; ``is_closed`` is decided against ``now_ms``."""
+        if not isinstance(row, Sequence) or len(row) < 11:
+            raise ValidationError(f"kline row must have 12 fields, got {row!r}")
+        close_ms = int(row[6])
+        closed = True if now_ms is None else close_ms < now_ms
+        return cls(
+            symbol=symbol,
+            interval=Interval.parse(interval),
+            open_time=ms_to_dt(int(row[0])),
+            close_time=ms_to_dt(close_ms),
+            open=row[1],
+            high=row[2],
+            low=row[3],
+            close=row[4],
+            volume=row[5],
+            quote_volume=row[7],
+            trades=int(row[8]),
+            taker_buy_base_volume=row[9],
+            taker_buy_quote_volume=row[10],
+            is_closed=closed,
+            source=source,
+        )
+
+    def to_rest_row(self) -> list[Any]:
+        """The Binance REST row for this candle (decimal strings as given)."""
+        return [
+            self.open_ms,
+            dec_str(self.open),
+            dec_str(self.high),
+            dec_str(self.low),
+            dec_str(self.close),
+            dec_str(self.volume),
+            self.close_ms,
+            dec_str(self.quote_volume),
+            self.trades,
+            dec_str(self.taker_buy_base_volume),
+            dec_str(self.taker_buy_quote_volume),
+            "0",
+        ]
+
+    @classmethod
+    def from_ws_event(cls, event: Mapping[str, Any]) -> Candle:
+        """Parse a WebSocket kline event (raw or the ``data`` of a combined frame)."""
+        try:
+            if event.get("e") != "kline":
+                raise ValidationError(f"not a kline event: e={event.get('e')!r}")
+            k = event["k"]
+            return cls(
+                symbol=k["s"],
+                interval=Interval.parse(k["i"]),
+                open_time=ms_to_dt(int(k["t"])),
+                close_time=ms_to_dt(int(k["T"])),
+                open=k["o"],
+                high=k["h"],
+                low=k["l"],
+                close=k["c"],
+                volume=k["v"],
+                quote_volume=k["q"],
+                taker_buy_base_volume=k["V"],
+                taker_buy_quote_volume=k["Q"],
+                trades=int(k["n"]),
+                is_closed=bool(k["x"]),
+                source=Source.WS,
+                event_time=ms_to_dt(int(event["E"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(f"malformed kline event: {exc!r}") from None
+
+    def to_ws_event(self) -> dict[str, Any]:
+        """The Binance WebSocket kline event for this candle."""
+        event_ms = dt_to_ms(self.event_time) if self.event_time else self.close_ms
+        return {
+            "e": "kline",
+            "E": event_ms,
+            "s": self.symbol,
+            "k": {
+                "t": self.open_ms,
+                "T": self.close_ms,
+                "s": self.symbol,
+                "i": self.interval.value,
+                "f": 0,
+                "L": 0,
+                "o": dec_str(self.open),
+                "c": dec_str(self.close),
+                "h": dec_str(self.high),
+                "l": dec_str(self.low),
+                "v": dec_str(self.volume),
+                "n": self.trades,
+                "x": self.is_closed,
+                "q": dec_str(self.quote_volume),
+                "V": dec_str(self.taker_buy_base_volume),
+                "Q": dec_str(self.taker_buy_quote_volume),
+                "B": "0",
+            },
+        }
+
+    def to_document(self, ingested_at: datetime | None = None) -> dict[str, Any]:
+        """The MongoDB document (Decimal128 values, BSON dates)."""
+        doc: dict[str, Any] = {
+            "symbol": self.symbol,
+            "interval": self.interval.value,
+            "open_time": self.open_time,
+            "close_time": self.close_time,
+            "trades": self.trades,
+            "is_closed": self.is_closed,
+            "source": self.source.value,
+            "event_time": self.event_time,
+            "ingested_at": ingested_at or datetime.now(UTC),
+        }
+        for name in DECIMAL_FIELDS:
+            doc[name] = Decimal128(getattr(self, name))
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Candle:
+        """Rebuild a candle from its MongoDB document."""
+        return cls(
+            symbol=doc["symbol"],
+            interval=Interval.parse(doc["interval"]),
+            open_time=doc["open_time"],
+            close_time=doc["close_time"],
+            trades=doc["trades"],
+            is_closed=doc.get("is_closed", True),
+            source=Source(doc.get("source", "rest")),
+            event_time=doc.get("event_time"),
+            **{name: doc[name] for name in DECIMAL_FIELDS},
+        )
+
+
+def aggregate(candles: Sequence[Candle], interval: Interval) -> Candle:
+    """Combine consecutive candles (ascending) into one candle of ``interval``.
+
+    Open is the first open, close the last close, high/low the extremes, and volumes and
+    trade counts the sums: exactly how the exchange builds a coarser kline from finer ones.
+    """
+    if not candles:
+        raise ValidationError("cannot aggregate zero candles")
+    first, last = candles[0], candles[-1]
+    open_ms = interval.floor(first.open_ms)
+    return Candle(
+        symbol=first.symbol,
+        interval=interval,
+        open_time=ms_to_dt(open_ms),
+        close_time=ms_to_dt(interval.close_time(open_ms)),
+        open=first.open,
+        high=max(c.high for c in candles),
+        low=min(c.low for c in candles),
+        close=last.close,
+        volume=sum((c.volume for c in candles), Decimal(0)),
+        quote_volume=sum((c.quote_volume for c in candles), Decimal(0)),
+        taker_buy_base_volume=sum((c.taker_buy_base_volume for c in candles), Decimal(0)),
+        taker_buy_quote_volume=sum((c.taker_buy_quote_volume for c in candles), Decimal(0)),
+        trades=sum(c.trades for c in candles),
+        is_closed=all(c.is_closed for c in candles),
+        source=first.source,
+        event_time=last.event_time,
+    )

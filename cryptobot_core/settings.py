@@ -1,0 +1,185 @@
+"""All settings in one pydantic-settings class; read once, never at import time."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cryptobot_core.errors import ConfigError
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every CryptoBot setting; environment variables are ``CRYPTOBOT_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where embedded services keep data and logs.
+    data_dir: Path = Path(".cryptobot")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Document store. Unset mongo_uri = start embedded SecantusDB on mongo_port.
+    mongo_uri: str | None = None
+    mongo_port: Port = 27117
+    mongo_db: str = "cryptobot"
+    mongo_timeout_ms: int = Field(5000, ge=100, le=120_000)
+
+    # Broker. Unset kafka_bootstrap_servers = start embedded Tansu on kafka_port.
+    kafka_bootstrap_servers: str | None = None
+    kafka_port: Port = 19092
+    kafka_topic: str = "binance.kline.1m"
+    kafka_dead_letter_topic: str = "binance.kline.1m.dead-letter"
+    kafka_partitions: int = Field(4, ge=1, le=1000)
+    kafka_consumer_group: str = "cryptobot-stream-consumer"
+
+    # Exchange: sim (built-in simulator), binance, or auto (binance if /api/v3/ping answers).
+    exchange: Literal["auto", "sim", "binance"] = "auto"
+    binance_rest_url: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    sim_host: str = "127.0.0.1"
+    sim_port: Port = 9443
+    sim_seed: int = 42
+    # Simulated seconds per real second (1 = real time).
+    sim_speed: float = Field(1.0, gt=0, le=100_000)
+    http_timeout_s: float = Field(10.0, gt=0, le=300)
+
+    # What to collect.
+    symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT"]
+    history_start_date: date | None = None
+    history_days: int = Field(180, ge=1, le=3650)
+
+    # Compute.
+    spark_master: str = "local[*]"
+
+    # Serving.
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    api_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8501", "http://127.0.0.1:8501"]
+    dashboard_port: Port = 8501
+    dagster_port: Port = 3000
+    dagster_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            value = [str(v).upper() for v in value]
+            bad = [v for v in value if not SYMBOL_RE.match(v)]
+            if bad:
+                raise ValueError(
+                    f"invalid symbol(s) {bad}; use upper-case Binance symbols like BTCUSDT, "
+                    "comma-separated"
+                )
+            if not value:
+                raise ValueError("at least one symbol is required, e.g. BTCUSDT,ETHUSDT")
+        return value
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("spark_master")
+    @classmethod
+    def _spark_master(cls, value: str) -> str:
+        if not re.match(r"^(local(\[(\*|\d+)\])?|spark://.+|yarn|k8s://.+)$", value):
+            raise ValueError("must be local, local[N], local[*], spark://HOST:PORT, yarn or k8s://...")
+        return value
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _mongo_uri(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value or None
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        if value and not all(re.match(r"^[\w.\-]+:\d+$", p.strip()) for p in value.split(",")):
+            raise ValueError("must be HOST:PORT[,HOST:PORT...]")
+        return value or None
+
+    # Derived values: one place for each decision.
+
+    @property
+    def start_date(self) -> date:
+        """First day of history partitions (default: history_days back from today, UTC)."""
+        if self.history_start_date:
+            return self.history_start_date
+        return datetime.now(UTC).date() - timedelta(days=self.history_days)
+
+    @property
+    def simulated(self) -> bool:
+        """True when data comes from the built-in simulator (exchange must be resolved)."""
+        return self.exchange == "sim"
+
+    @property
+    def database(self) -> str:
+        """Simulated data lives in its own database so it never mixes with real data."""
+        return f"{self.mongo_db}_sim" if self.simulated else self.mongo_db
+
+    @property
+    def sim_url(self) -> str:
+        """Base HTTP URL of the built-in simulator."""
+        return f"http://{self.sim_host}:{self.sim_port}"
+
+    @property
+    def rest_base_url(self) -> str:
+        """REST base URL of the exchange in use."""
+        return self.sim_url if self.simulated else self.binance_rest_url.rstrip("/")
+
+    @property
+    def ws_base_url(self) -> str:
+        """WebSocket base URL of the exchange in use."""
+        if self.simulated:
+            return f"ws://{self.sim_host}:{self.sim_port}"
+        return self.binance_ws_url.rstrip("/")
+
+    @property
+    def effective_mongo_uri(self) -> str:
+        """The configured MongoDB URI, or the embedded SecantusDB one."""
+        return self.mongo_uri or f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
+
+    @property
+    def effective_kafka_bootstrap(self) -> str:
+        """The configured Kafka bootstrap servers, or the embedded Tansu one."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation failures into a ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"CRYPTOBOT_{field.upper()}: {msg} (got {err.get('input')!r})")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

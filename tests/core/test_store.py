@@ -1,0 +1,56 @@
+"""The candle store against a real MongoDB-protocol server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from cryptobot_core.models import Candle, Source
+from cryptobot_core.store import STREAMING_1M, CandleStore
+
+
+def _candle(minute: int, *, close: str, event_s: int, closed: bool) -> Candle:
+    open_time = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    return Candle(
+        symbol="BTCUSDT", interval="1m", open_time=open_time,
+        close_time=open_time + timedelta(seconds=59, milliseconds=999),
+        open="100.10000000", high="101.00000000", low="99.00000000", close=close,
+        volume="1.50000000", quote_volume="150.00000000", taker_buy_base_volume="0.50000000",
+        taker_buy_quote_volume="50.00000000", trades=7, is_closed=closed, source=Source.WS,
+        event_time=open_time + timedelta(seconds=event_s),
+    )
+
+
+def test_upsert_keeps_exact_decimals_and_is_idempotent(mongo_db):
+    store = CandleStore(mongo_db, STREAMING_1M)
+    store.ensure_indexes()
+    candle = _candle(0, close="100.12345678", event_s=59, closed=True)
+    first = store.upsert([candle])
+    again = store.upsert([candle])
+    assert (first.inserted, again.inserted, again.updated) == (1, 0, 0)
+    (stored,) = store.find("BTCUSDT")
+    assert stored.close == Decimal("100.12345678")
+    assert stored == candle.with_source(Source.WS)
+
+
+def test_older_update_never_overwrites_newer(mongo_db):
+    store = CandleStore(mongo_db, STREAMING_1M)
+    store.ensure_indexes()
+    newer = _candle(0, close="105.00000000", event_s=40, closed=False)
+    older = _candle(0, close="104.00000000", event_s=20, closed=False)
+    store.upsert([newer])
+    store.upsert([older])
+    assert store.latest("BTCUSDT").close == Decimal("105.00000000")
+    final = _candle(0, close="106.00000000", event_s=59, closed=True)
+    store.upsert([final])
+    store.upsert([_candle(0, close="1.00000000", event_s=70, closed=False)])
+    assert store.latest("BTCUSDT").close == Decimal("106.00000000")
+    assert mongo_db[STREAMING_1M].count_documents({}) == 1
+
+
+def test_find_range_is_half_open_and_ordered(mongo_db):
+    store = CandleStore(mongo_db, STREAMING_1M)
+    store.upsert([_candle(m, close="100.00000000", event_s=59, closed=True) for m in (3, 1, 2, 0)])
+    start = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    got = store.find("BTCUSDT", start, start + timedelta(minutes=2))
+    assert [c.open_time.minute for c in got] == [1, 2]
