@@ -1,10 +1,24 @@
-"""The Dagster code location: history and stream definitions merged into one."""
+"""The Dagster code location: history and stream definitions merged into one.
+
+Built lazily by ``@dg.definitions`` so settings are read when Dagster loads the code
+location, never at import time.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from cryptobot_assets.history.definitions import defs as history_defs
-from cryptobot_assets.stream.definitions import defs as stream_defs
+from cryptobot_assets.history.definitions import build_defs as build_history
+from cryptobot_assets.stream.definitions import build_defs as build_stream
+from cryptobot_core.settings import Settings, get_settings
 
-defs = dg.Definitions.merge(history_defs, stream_defs)
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Every asset, check, job, schedule and sensor for ``settings``."""
+    return dg.Definitions.merge(build_history(settings), build_stream(settings))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location Dagster loads (workspace.yaml points here)."""
+    return build_defs(get_settings())

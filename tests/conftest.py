@@ -18,6 +18,8 @@ from pymongo import MongoClient
 from cryptobot_core import services
 from cryptobot_core.settings import Settings, load_settings
 
+pytest_plugins = ["tests.fixtures.simulator"]
+
 
 @pytest.fixture(scope="session")
 def service_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:

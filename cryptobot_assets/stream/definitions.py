@@ -4,4 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions()
+from cryptobot_core.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """The stream assets, checks, jobs, schedules and sensors."""
+    return dg.Definitions()
