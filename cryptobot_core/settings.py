@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Simulated seconds per real second (1 = real time).
     sim_speed: float = Field(1.0, gt=0, le=100_000)
     http_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Set by `cryptobot up` when exchange=auto fell back to the simulator (the reason why),
+    # so the API's readiness and the dashboard can say so; leave it unset yourself.
+    exchange_fallback_reason: str | None = None
 
     # What to collect.
     symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT"]
@@ -76,6 +79,11 @@ class Settings(BaseSettings):
     dashboard_port: Port = 8501
     dagster_port: Port = 3000
     dagster_url: str = "http://127.0.0.1:3000"
+
+    # Launcher: PySpark needs Java 17+; false = only warn when it is missing.
+    require_java: bool = True
+    # How often `cryptobot up` restarts a service that died before it stops the stack.
+    max_restarts: int = Field(3, ge=0, le=100)
 
     @field_validator("symbols", mode="before")
     @classmethod
