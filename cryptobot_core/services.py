@@ -6,6 +6,7 @@ children too (``dagster dev`` spawns several) and a failure names the log to rea
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -77,6 +78,7 @@ class ManagedProcess:
                 env=env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             log.close()
@@ -122,6 +124,15 @@ class ManagedProcess:
         self.proc.poll()
         if self.proc.returncode is None:
             self.proc.wait(timeout=5)
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the parent dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C/SIGTERM still stop the group through stop()
 
 
 def _group_alive(pgid: int) -> bool:
