@@ -23,8 +23,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy cryptobot_core
 
-test: install lint
+test: install lint browser-deps
 	$(BIN)/pytest
+
+# Debian's Chromium for the dashboard's browser test (Playwright never downloads a browser).
+.PHONY: browser-deps
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; \
+	fi
 
 clean:
 	rm -rf $(VENV) .cryptobot .pytest_cache .mypy_cache .ruff_cache
