@@ -1,0 +1,406 @@
+"""The REST side of the simulator: Binance's paths, parameters, weights, errors and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from cryptobot_core.errors import ValidationError
+from cryptobot_core.intervals import MINUTE_MS, Interval
+from cryptobot_core.simulator.clock import SimClock
+from cryptobot_core.simulator.config import STATUSES, SimConfig, SymbolListing
+from cryptobot_core.simulator.faults import Faults, Stats
+from cryptobot_core.simulator.market import DEFAULT_LIMIT, MAX_LIMIT, Market, _fmt_units
+
+log = logging.getLogger(__name__)
+
+# Exchange facts as data (Binance spot docs, rest-api.md / errors.md).
+WEIGHTS = {
+    "/api/v3/ping": 1,
+    "/api/v3/time": 1,
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/klines": 2,
+    "/api/v3/uiKlines": 2,
+}
+PARAMS = {
+    "/api/v3/ping": frozenset(),
+    "/api/v3/time": frozenset(),
+    "/api/v3/exchangeInfo": frozenset(
+        {"symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"}
+    ),
+    "/api/v3/klines": frozenset({"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}),
+    "/api/v3/uiKlines": frozenset({"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}),
+}
+SYMBOL_PARAM_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
+SYMBOLS_PARAM_RE = re.compile(r'^\[("[A-Z0-9\-_.]{1,20}"(,"[A-Z0-9\-_.]{1,20}"){0,}){0,1}\]$')
+LONG_RE = re.compile(r"^[0-9]{1,20}$")
+UTC_ZONES = frozenset({"0", "+0", "-0", "00:00", "+00:00", "-00:00", "0:00", "+0:00", "-0:00"})
+JSON_CT = "application/json;charset=UTF-8"
+
+
+class BinanceHTTPError(Exception):
+    """An error response in Binance's shape: HTTP status and {"code", "msg"}."""
+
+    def __init__(self, code: int, msg: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
+        self.code = code
+        self.msg = msg
+        self.status = status
+        self.headers = headers or {}
+        super().__init__(f"{status} {code} {msg}")
+
+
+def mandatory(name: str) -> BinanceHTTPError:
+    """-1102 for a missing or empty parameter."""
+    return BinanceHTTPError(
+        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def illegal(name: str, legal: str) -> BinanceHTTPError:
+    """-1100 for a parameter with characters outside its legal range."""
+    return BinanceHTTPError(
+        -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'."
+    )
+
+
+def not_valid(name: str) -> BinanceHTTPError:
+    """-1130 for a parameter whose value is not allowed."""
+    return BinanceHTTPError(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type=None,
+        headers={"Content-Type": JSON_CT},
+    )
+
+
+def _json_text(text: str) -> web.Response:
+    return web.Response(body=text.encode(), headers={"Content-Type": JSON_CT})
+
+
+class WeightLimiter:
+    """REQUEST_WEIGHT per minute of the simulated clock, with 429s and then a 418 ban."""
+
+    def __init__(self, config: SimConfig, clock: SimClock, stats: Stats) -> None:
+        self.config = config
+        self.clock = clock
+        self.stats = stats
+        self.banned_until_ms = 0
+        self._429s: dict[int, int] = {}
+
+    def used(self) -> int:
+        """Weight used in the current minute."""
+        now = self.clock.now_ms()
+        return self.stats.used_weight(now - now % MINUTE_MS)
+
+    def _retry_after(self, sim_ms: int) -> str:
+        return str(max(1, math.ceil(self.clock.real_seconds(sim_ms))))
+
+    def charge(self, weight: int) -> None:
+        """Count a request's weight; raise the 429/418 error when the budget is spent."""
+        now = self.clock.now_ms()
+        minute = now - now % MINUTE_MS
+        if now < self.banned_until_ms:
+            raise BinanceHTTPError(
+                -1003,
+                f"Way too much request weight used; IP banned until {self.banned_until_ms}. "
+                "Please use WebSocket Streams for live updates to avoid bans.",
+                status=418,
+                headers={"Retry-After": self._retry_after(self.banned_until_ms - now)},
+            )
+        used = self.stats.add_weight(minute, weight)
+        if used <= self.config.weight_limit:
+            return
+        count = self._429s.get(minute, 0) + 1
+        self._429s = {minute: count}
+        if count > self.config.ban_after_429s:
+            # Clients that keep hammering after 429s get banned, as on Binance.
+            self.banned_until_ms = now + int(self.config.ban_s * 1000)
+            self.stats.add("bans")
+            log.info("simulator: IP banned until %s after %s 429s", self.banned_until_ms, count - 1)
+            raise BinanceHTTPError(
+                -1003,
+                f"Way too much request weight used; IP banned until {self.banned_until_ms}. "
+                "Please use WebSocket Streams for live updates to avoid bans.",
+                status=418,
+                headers={"Retry-After": self._retry_after(self.banned_until_ms - now)},
+            )
+        raise BinanceHTTPError(
+            -1003,
+            f"Too much request weight used; current limit is {self.config.weight_limit} request "
+            "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling "
+            "the API.",
+            status=429,
+            headers={"Retry-After": self._retry_after(minute + MINUTE_MS - now)},
+        )
+
+
+def _symbol_info(s: SymbolListing) -> dict[str, Any]:
+    pd, qd = s.price_decimals, s.qty_decimals
+    tick = _fmt_units(1, pd)
+    step = _fmt_units(1, qd)
+    return {
+        "symbol": s.symbol,
+        "status": s.status,
+        "baseAsset": s.base_asset,
+        "baseAssetPrecision": 8,
+        "quoteAsset": s.quote_asset,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
+                       "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "amendAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000",
+             "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000.00000000",
+             "stepSize": step},
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000",
+             "maxQty": "100000.00000000", "stepSize": "0.00000000"},
+            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10,
+             "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10,
+             "maxTrailingBelowDelta": 2000},
+            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5",
+             "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2",
+             "avgPriceMins": 5},
+            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH",
+                                            "DECREMENT"],
+    }
+
+
+def exchange_info(config: SimConfig, now_ms: int, symbols: list[SymbolListing]) -> dict[str, Any]:
+    """The /api/v3/exchangeInfo body for ``symbols``."""
+    return {
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": config.weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
+             "limit": 300000},
+        ],
+        "exchangeFilters": [],
+        "symbols": [_symbol_info(s) for s in symbols],
+    }
+
+
+def _param(query: Any, name: str) -> str | None:
+    values = query.getall(name, [])
+    if not values:
+        return None
+    if values[0] == "":
+        raise mandatory(name)
+    return str(values[0])
+
+
+def _long(query: Any, name: str) -> int | None:
+    value = _param(query, name)
+    if value is None:
+        return None
+    if not LONG_RE.match(value):
+        raise illegal(name, "^[0-9]{1,20}$")
+    return int(value)
+
+
+@dataclass
+class Rest:
+    """Request handlers bound to one simulated exchange."""
+
+    config: SimConfig
+    market: Market
+    faults: Faults
+    stats: Stats
+    limiter: WeightLimiter
+
+    def routes(self) -> list[web.RouteDef]:
+        """aiohttp routes of every REST endpoint."""
+        return [
+            web.get("/api/v3/ping", self.ping),
+            web.get("/api/v3/time", self.time),
+            web.get("/api/v3/exchangeInfo", self.exchange_info),
+            web.get("/api/v3/klines", self.klines),
+            web.get("/api/v3/uiKlines", self.klines),
+        ]
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Latency, injected faults, weight accounting, Binance error bodies and headers."""
+        path = request.path
+        if path not in WEIGHTS:
+            # Not REST (the WebSocket paths) or unknown: no weight, no REST faults.
+            return await handler(request)
+        resp: web.StreamResponse
+        try:
+            if self.faults.latency_s > 0:
+                await asyncio.sleep(self.faults.latency_s)
+            self._inject()
+            self.limiter.charge(WEIGHTS[path])
+            self._check_params(request)
+            resp = await handler(request)
+        except BinanceHTTPError as err:
+            resp = _json({"code": err.code, "msg": err.msg}, status=err.status)
+            resp.headers.update(err.headers)
+        except _Injected5xx as err:
+            resp = err.response
+        except Exception:  # never a stack trace to the client; log it here instead
+            log.exception("simulator: unexpected error serving %s", request.path_qs)
+            resp = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."},
+                         status=500)
+        used = str(self.limiter.used())
+        resp.headers["X-MBX-USED-WEIGHT-1M"] = used
+        resp.headers["X-MBX-USED-WEIGHT"] = used
+        self.stats.record(path, resp.status)
+        return resp
+
+    def _inject(self) -> None:
+        f = self.faults
+        if f.chance(f.rate_418):
+            raise BinanceHTTPError(
+                -1003, "Way too much request weight used; IP banned until "
+                f"{self.limiter.clock.now_ms() + f.retry_after_s * 1000}. Please use WebSocket "
+                "Streams for live updates to avoid bans.",
+                status=418, headers={"Retry-After": str(f.retry_after_s)})
+        if f.chance(f.rate_429):
+            raise BinanceHTTPError(
+                -1003, "Too many requests; please use WebSocket Streams for live updates.",
+                status=429, headers={"Retry-After": str(f.retry_after_s)})
+        if f.chance(f.error_5xx_rate):
+            status = f.choice([500, 502, 503, 504])
+            if status in (500, 503):
+                resp = _json({"code": -1001, "msg": "Internal error; unable to process your "
+                              "request. Please try again."}, status=status)
+            else:
+                # What a CDN in front of Binance answers: HTML, not JSON.
+                resp = web.Response(status=status, content_type="text/html",
+                                    text=f"<html><body><h1>{status} Gateway error</h1></body></html>")
+            raise _Injected5xx(resp)
+
+    def _check_params(self, request: web.Request) -> None:
+        allowed = PARAMS[request.path]
+        keys = [k for k, _ in request.query.items()]
+        if len(set(keys)) != len(keys):
+            raise BinanceHTTPError(-1101, "Duplicate values for a parameter detected.")
+        read = [k for k in keys if k in allowed]
+        if len(read) != len(keys):
+            raise BinanceHTTPError(
+                -1104, f"Not all sent parameters were read; read '{len(read)}' parameter(s) but "
+                f"was sent '{len(keys)}'.")
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ping."""
+        return _json({})
+
+    async def time(self, request: web.Request) -> web.Response:
+        """GET /api/v3/time."""
+        return _json({"serverTime": self.market.clock.now_ms()})
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        """GET /api/v3/exchangeInfo with optional symbol / symbols / symbolStatus."""
+        q = request.query
+        symbol, symbols_raw = _param(q, "symbol"), _param(q, "symbols")
+        status = _param(q, "symbolStatus")
+        if symbol is not None and symbols_raw is not None:
+            raise BinanceHTTPError(-1128, "Combination of optional parameters invalid.")
+        listings = list(self.config.symbols)
+        if symbol is not None:
+            if not SYMBOL_PARAM_RE.match(symbol):
+                raise illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
+            listings = self._lookup([symbol])
+        elif symbols_raw is not None:
+            if not SYMBOLS_PARAM_RE.match(symbols_raw):
+                raise illegal("symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$')
+            names = json.loads(symbols_raw)
+            if not names:
+                raise mandatory("symbols")
+            listings = self._lookup(names)
+        if status is not None:
+            if symbol is not None or symbols_raw is not None:
+                raise BinanceHTTPError(-1128, "Combination of optional parameters invalid.")
+            if status not in STATUSES:
+                raise not_valid("symbolStatus")
+            listings = [s for s in listings if s.status == status]
+        return _json(exchange_info(self.config, self.market.clock.now_ms(), listings))
+
+    def _lookup(self, names: list[str]) -> list[SymbolListing]:
+        out = []
+        for name in names:
+            listing = self.config.listing(name)
+            if listing is None:
+                raise BinanceHTTPError(-1121, "Invalid symbol.")
+            out.append(listing)
+        return out
+
+    async def klines(self, request: web.Request) -> web.Response:
+        """GET /api/v3/klines and /api/v3/uiKlines."""
+        q = request.query
+        symbol = _param(q, "symbol")
+        if symbol is None:
+            raise mandatory("symbol")
+        if not SYMBOL_PARAM_RE.match(symbol):
+            raise illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
+        interval = _param(q, "interval")
+        if interval is None:
+            raise mandatory("interval")
+        start, end = _long(q, "startTime"), _long(q, "endTime")
+        limit = _long(q, "limit")
+        tz = _param(q, "timeZone")
+        if tz is not None and tz not in UTC_ZONES:
+            raise BinanceHTTPError(
+                -1130, "Data sent for parameter 'timeZone' is not valid. The simulator serves "
+                "UTC only (timeZone=0).")
+        if limit is None:
+            limit = DEFAULT_LIMIT
+        elif not 1 <= limit <= MAX_LIMIT:
+            raise not_valid("limit")
+        try:
+            iv = Interval(interval)
+        except ValueError:
+            raise BinanceHTTPError(-1120, "Invalid interval.") from None
+        if self.config.listing(symbol) is None:
+            raise BinanceHTTPError(-1121, "Invalid symbol.")
+        if start is not None and end is not None and start > end:
+            raise BinanceHTTPError(-1023, "Start time is greater than end time.")
+        try:
+            body = self.market.klines_json(symbol, iv, start, end, limit)
+        except ValidationError as exc:  # defensive: every case above should have caught it
+            raise BinanceHTTPError(-1130, str(exc)) from None
+        return _json_text(body)
+
+
+class _Injected5xx(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+        super().__init__(response.status)

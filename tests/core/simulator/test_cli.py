@@ -1,0 +1,61 @@
+"""`cryptobot simulate`: a real process serving the seeded market; bad options are clear errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from cryptobot_core.services import free_port
+from cryptobot_core.simulator import Market, SimConfig
+
+CLI = [sys.executable, "-c", "from cryptobot_core.cli import main; main()", "simulate"]
+DAY_2025_01_01 = 1_735_689_600_000
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT_")}
+
+
+def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "--port", str(port), "--seed", "7"], cwd=tmp_path, env=clean_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v3/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.2)
+        rows = httpx.get(f"{url}/api/v3/klines", params={
+            "symbol": "BTCUSDT", "interval": "1h", "startTime": DAY_2025_01_01,
+            "endTime": DAY_2025_01_01 + 86_399_999}).json()
+        assert rows == Market(SimConfig(seed=7)).klines_rows("BTCUSDT", "1h", DAY_2025_01_01, DAY_2025_01_01 + 86_399_999)
+        assert len(rows) == 24
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"127.0.0.1:{port}" in out and "Traceback" not in err
+
+
+def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
+    r = subprocess.run([*CLI, "--speed", "0"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "--speed must be > 0" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*CLI, "--start", "yesterday", "--speed", "10"], cwd=tmp_path, env=clean_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--start must be an ISO 8601 time" in r.stderr
