@@ -1,0 +1,85 @@
+"""Annotated dependency aliases: handlers declare what they need, checks live here once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+
+from cryptobot_core.intervals import Interval
+from cryptobot_core.query import (
+    MAX_LIMIT,
+    SERVED_INTERVALS,
+    MarketQuery,
+    parse_interval,
+    parse_symbol,
+    parse_time,
+)
+from cryptobot_core.settings import Settings
+
+_TIME_HELP = "ISO-8601 (e.g. 2024-01-01T00:00:00Z; no zone means UTC) or epoch milliseconds"
+_INTERVAL_NAMES = [i.value for i in SERVED_INTERVALS]
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was started with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_query(request: Request) -> MarketQuery:
+    """The read-side query object bound to the app's store client."""
+    query: MarketQuery = request.app.state.query
+    return query
+
+
+def symbol_param(
+    symbol: Annotated[
+        str, Path(description="Binance symbol, e.g. BTCUSDT (case-insensitive)",
+                  examples=["BTCUSDT"], pattern="^[A-Za-z0-9]{2,20}$")
+    ],
+) -> str:
+    """The path symbol, upper-cased and checked."""
+    return parse_symbol(symbol)
+
+
+def start_param(
+    start: Annotated[
+        str | None, Query(description=f"first open time, inclusive: {_TIME_HELP}",
+                          examples=["2024-01-01T00:00:00Z"])
+    ] = None,
+) -> int | None:
+    """``start`` as epoch ms."""
+    return parse_time(start, "start")
+
+
+def end_param(
+    end: Annotated[
+        str | None, Query(description=f"end of the window, exclusive: {_TIME_HELP}",
+                          examples=["1704153600000"])
+    ] = None,
+) -> int | None:
+    """``end`` as epoch ms."""
+    return parse_time(end, "end")
+
+
+def interval_param(
+    interval: Annotated[
+        str, Query(description="candle interval; 1m from the stream, 15m from history, "
+                               "coarser ones resampled from 15m history",
+                   json_schema_extra={"enum": _INTERVAL_NAMES})
+    ] = "15m",
+) -> Interval:
+    """``interval`` among the served ones."""
+    return parse_interval(interval)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+QueryDep = Annotated[MarketQuery, Depends(get_query)]
+SymbolDep = Annotated[str, Depends(symbol_param)]
+StartDep = Annotated[int | None, Depends(start_param)]
+EndDep = Annotated[int | None, Depends(end_param)]
+IntervalDep = Annotated[Interval, Depends(interval_param)]
+LimitDep = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"at most this many rows (max {MAX_LIMIT})")
+]

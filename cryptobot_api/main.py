@@ -1,0 +1,87 @@
+"""The FastAPI app: ``uvicorn cryptobot_api.main:app`` (settings are read at start-up)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cryptobot_api.errors import install_error_handlers
+from cryptobot_api.metrics import ApiMetrics, MetricsMiddleware
+from cryptobot_api.routes import analytics, candles, health, metrics, stream, symbols
+from cryptobot_core.query import MarketQuery
+from cryptobot_core.settings import Settings, get_settings
+from cryptobot_core.store import connect
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Read-only access to the candles CryptoBot collected from Binance spot.
+
+* Decimals (prices, volumes) are exact **strings**, e.g. `"60123.45000000"`; statistics
+  (`return`, `volatility`) and features are floats.
+* Times are ISO-8601 UTC with milliseconds and `Z`. `start` and `end` accept ISO-8601 or
+  epoch milliseconds; windows are `[start, end)`.
+* Every error has one shape: `{"error": {"status", "code", "message", "hint"}}`.
+"""
+
+
+class SettingsCORS:
+    """CORS with origins from the settings, which are only known once the app has started."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._cors: CORSMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._cors is None:
+            settings: Settings = scope["app"].state.settings
+            self._cors = CORSMiddleware(
+                self.app, allow_origins=settings.api_cors_origins, allow_methods=["GET"],
+                allow_headers=["*"],
+            )
+        await self._cors(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store client is created in the lifespan, never at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or get_settings()
+        # pymongo connects lazily and reconnects by itself: a store that is down at start-up
+        # or later only makes requests answer 503 until it is back.
+        client = connect(resolved)
+        app.state.settings = resolved
+        app.state.query = MarketQuery(client[resolved.database])
+        log.info("API reading %s at %s", resolved.database, resolved.effective_mongo_uri)
+        try:
+            yield
+        finally:
+            client.close()
+
+    app = FastAPI(
+        title="CryptoBot API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.metrics = ApiMetrics()
+    install_error_handlers(app)
+    for router in (
+        health.router, symbols.router, candles.router, analytics.stats_router,
+        analytics.features_router, analytics.gaps_router, stream.router, metrics.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(SettingsCORS)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

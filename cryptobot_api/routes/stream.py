@@ -1,0 +1,95 @@
+"""Live push of 1m candles as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from cryptobot_api.deps import QueryDep, SymbolDep
+from cryptobot_api.errors import ERROR_RESPONSES
+from cryptobot_api.schemas import ErrorPublic
+from cryptobot_core.errors import StoreError
+from cryptobot_core.models import dt_to_ms
+from cryptobot_core.query import MarketQuery
+from cryptobot_core.store import STREAMING_1M
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/stream", tags=["stream"])
+
+# A poll of the (symbol, open_time) index every 250 ms keeps delivery well under the
+# 1 s target, costs one tiny indexed read per client, and needs no replica set.
+POLL_S = 0.25
+KEEPALIVE_S = 15.0
+STORE_RETRY_S = 1.0
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["candle", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "candle: a candle as in /candles; error: an error detail"},
+    },
+}
+
+
+async def candle_events(request: Request, query: MarketQuery, symbol: str) -> AsyncIterator[str]:
+    """SSE frames: the newest 1m candle first, then every new stored version of a candle."""
+    since: int | None = None
+    seen: dict[int, datetime] = {}
+    last_sent = time.monotonic()
+    store_down = False
+    while not await request.is_disconnected():
+        try:
+            if since is None:
+                newest = await run_in_threadpool(query.newest, STREAMING_1M, symbol)
+                start = dt_to_ms(newest["open_time"]) if newest else query.now_ms() - 60_000
+                # The first read marks recent candles as seen; only the newest is sent.
+                fresh, since = await run_in_threadpool(query.updates, symbol, start, seen)
+                fresh = fresh[-1:]
+            else:
+                fresh, since = await run_in_threadpool(query.updates, symbol, since, seen)
+        except StoreError as exc:
+            if not store_down:
+                store_down = True
+                body = {"status": 503, "code": "store_unavailable", "message": str(exc)}
+                yield f"event: error\ndata: {json.dumps(body)}\n\n"
+            await anyio.sleep(STORE_RETRY_S)
+            continue
+        store_down = False
+        for candle in fresh:
+            yield f"event: candle\ndata: {json.dumps(candle, separators=(',', ':'))}\n\n"
+            last_sent = time.monotonic()
+        if time.monotonic() - last_sent >= KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        await anyio.sleep(POLL_S)
+
+
+@router.get(
+    "/{symbol}",
+    summary="Live 1m candles (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"itemSchema": _EVENT_SCHEMA}},
+              "description": "event: candle frames whose data is a candle as in /candles; "
+                             "': keep-alive' comments every 15 s"},
+        404: {"model": ErrorPublic, "description": "unknown symbol"},
+        **ERROR_RESPONSES,
+    },
+)
+async def stream_candles(symbol: SymbolDep, query: QueryDep, request: Request) -> StreamingResponse:
+    """Every new 1m candle update within a second of it landing in the store."""
+    await run_in_threadpool(query.require_symbol, symbol)
+    return StreamingResponse(
+        candle_events(request, query, symbol),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
