@@ -1,12 +1,39 @@
-"""history definitions (filled in by the history issue)."""
+"""History definitions: candles and features assets, checks, the daily schedule, sensors."""
 
 from __future__ import annotations
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 
+from cryptobot_assets.history.assets import build_features_asset, build_klines_asset
+from cryptobot_assets.history.checks import history_checks
+from cryptobot_assets.history.io_manager import MongoIOManager
+from cryptobot_assets.history.schedules import daily_history_update
+from cryptobot_assets.history.sensors import (
+    features_automation_sensor,
+    history_catch_up_sensor,
+    symbols_sensor,
+)
+from cryptobot_assets.resources import common_resources
+from cryptobot_core.features import spark_config
 from cryptobot_core.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
     """The history assets, checks, jobs, schedules and sensors."""
-    return dg.Definitions()
+    shared = common_resources(settings)
+    return dg.Definitions(
+        assets=[build_klines_asset(settings), build_features_asset(settings)],
+        asset_checks=history_checks,
+        schedules=[daily_history_update],
+        sensors=[symbols_sensor, history_catch_up_sensor, features_automation_sensor],
+        resources={
+            **shared,
+            "mongo_io_manager": MongoIOManager(mongo=shared["mongo"]),
+            # Lazy: the session (and the Java check) happens only when the features run.
+            "pyspark": LazyPySparkResource(spark_config=spark_config(settings.spark_master)),
+        },
+        # Runs are one I/O-bound step plus cheap checks: one process per run, not one per
+        # step, keeps a 12-run backfill from spawning 60 Python processes.
+        executor=dg.in_process_executor,
+    )

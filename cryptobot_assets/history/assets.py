@@ -1,0 +1,159 @@
+"""History assets: 15m candles per (UTC day, symbol) and their PySpark features per day."""
+
+import warnings
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+
+from cryptobot_assets.history.io_manager import CandleWindow, FeatureRows
+from cryptobot_assets.history.partitions import (
+    DATE_DIM,
+    daily_partitions,
+    history_partitions,
+    split_keys,
+)
+from cryptobot_assets.resources import ExchangeResource
+from cryptobot_core.errors import CryptobotError
+from cryptobot_core.features import compute_features, feature_documents, require_java
+from cryptobot_core.history import HistoryBatch, fetch_days
+from cryptobot_core.settings import Settings
+
+# Every exchange-bound step takes a slot in this Dagster concurrency pool, so however many
+# backfill runs are queued only `limit` of them call the exchange at once.
+EXCHANGE_POOL = "binance_rest"
+# A klines run covers at most this many day partitions of one symbol: 180 days x 2 symbols
+# is 12 runs instead of 360, each a few paged requests (10 days per /klines page).
+MAX_DAYS_PER_RUN = 30
+KLINES_KEY = dg.AssetKey("klines_15m")
+FEATURES_AUTOMATION = dg.AutomationCondition.eager().without(
+    dg.AutomationCondition.in_latest_time_window()
+)
+FEATURES_KEY = dg.AssetKey("candle_features_15m")
+
+
+def _describe(partitions: list[tuple[str, date]]) -> str:
+    symbols = sorted({s for s, _ in partitions})
+    days = sorted({d for _, d in partitions})
+    if not days:
+        return "no partitions"
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    return f"{','.join(symbols)} {span}"
+
+
+def _json_safe(summary: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if value is None:
+            continue
+        out[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+    return out
+
+
+def _quietly(build: Callable[[Settings], dg.AssetsDefinition]) -> Callable[[Settings], dg.AssetsDefinition]:
+    """Build without Dagster's beta warnings (backfill_policy, partition mappings): chosen on purpose."""
+
+    def wrapped(settings: Settings) -> dg.AssetsDefinition:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=dg.BetaWarning)
+            return build(settings)
+
+    wrapped.__doc__ = build.__doc__
+    return wrapped
+
+
+@_quietly
+def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The ``klines_15m`` asset over (date, symbol) partitions starting at settings.start_date."""
+
+    @dg.asset(
+        name=KLINES_KEY.path[-1],
+        partitions_def=history_partitions(settings),
+        pool=EXCHANGE_POOL,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
+        io_manager_key="mongo_io_manager",
+        group_name="history",
+        kinds={"python", "mongodb"},
+        metadata={"collection": "historical_data_15m", "interval": "15m"},
+    )
+    def klines_15m(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.Output[HistoryBatch]:
+        """Binance 15-minute candles of one UTC day per symbol, stored in historical_data_15m."""
+        partitions = split_keys(context.partition_keys)
+        what = _describe(partitions)
+        client = exchange.client()
+        try:
+            # The exchange's clock decides what is closed: the still-open candle is never stored.
+            now_ms = client.server_time_ms()
+            batch = fetch_days(client, partitions, now_ms)
+        except CryptobotError as exc:
+            # Nothing was written: the run fails as a whole and a re-run fetches it all again.
+            raise dg.Failure(
+                description=f"klines_15m {what}: {exc}",
+                metadata={"partitions": len(partitions)},
+            ) from None
+        finally:
+            client.close()
+        summary = batch.summary()
+        context.log.info(
+            "klines_15m %s: %d candles fetched for %d partitions, %d missing on the exchange",
+            what, batch.candle_count, len(partitions), summary["missing_candles"],
+        )
+        for gap in batch.gaps[:20]:
+            context.log.warning(
+                "exchange has no 15m candle for %s at %s (%s)",
+                gap.symbol, gap.open_time.isoformat(), gap.reason.value,
+            )
+        return dg.Output(batch, metadata=_json_safe(summary))
+
+    return klines_15m
+
+
+@_quietly
+def build_features_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The ``candle_features_15m`` asset: one daily partition covers every symbol."""
+
+    @dg.asset(
+        name=FEATURES_KEY.path[-1],
+        partitions_def=daily_partitions(settings),
+        ins={
+            "klines_15m": dg.AssetIn(
+                key=KLINES_KEY,
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+                    partition_dimension_name=DATE_DIM
+                ),
+            )
+        },
+        # One Spark job for a whole backfill range, not one per day.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        # Recompute any day whose candles changed, once all its symbols are in and none is
+        # still loading; not only the latest day, so backfilled history gets features too.
+        automation_condition=FEATURES_AUTOMATION,
+        io_manager_key="mongo_io_manager",
+        group_name="history",
+        kinds={"spark", "mongodb"},
+        metadata={"collection": "candle_features_15m"},
+    )
+    def candle_features_15m(
+        context: dg.AssetExecutionContext, pyspark: LazyPySparkResource, klines_15m: CandleWindow
+    ) -> dg.Output[FeatureRows]:
+        """Log return, 1h/24h volatility, VWAP, high-low range and volume z-score per candle."""
+        try:
+            require_java()
+        except CryptobotError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        window = klines_15m
+        features = compute_features(pyspark.spark_session, window.rows, window.start, window.end)
+        docs = feature_documents(features, window.rows)
+        context.log.info(
+            "candle_features_15m %s..%s: %d feature rows from %d candles (with look-back) of %s",
+            window.start.date(), (window.end - timedelta(days=1)).date(), len(docs), len(window.rows),
+            ",".join(window.symbols),
+        )
+        return dg.Output(
+            FeatureRows(docs),
+            metadata={"symbols": ",".join(window.symbols), "candles_read": len(window.rows)},
+        )
+
+    return candle_features_15m

@@ -1,0 +1,90 @@
+"""Data-quality checks on ``klines_15m``: completeness, uniqueness, OHLC sanity, freshness.
+
+Run in the same run as a materialization, a check covers that run's partitions; run on its
+own (from the UI), it covers every materialized partition.
+"""
+
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import dagster as dg
+from pymongo.database import Database
+
+from cryptobot_assets.history.assets import KLINES_KEY
+from cryptobot_assets.history.partitions import SYMBOLS_PARTITIONS_NAME, keys_of_run, split_keys
+from cryptobot_assets.resources import MongoResource
+from cryptobot_core.errors import CryptobotError
+from cryptobot_core.history import (
+    CheckOutcome,
+    check_completeness,
+    check_freshness,
+    check_ohlc,
+    check_uniqueness,
+)
+
+
+def check_scope(context: dg.AssetCheckExecutionContext) -> list[tuple[str, date]]:
+    """The (symbol, day) partitions this check run should look at."""
+    in_run = keys_of_run(dict(context.run.tags))
+    if in_run:
+        return in_run
+    return split_keys(context.instance.get_materialized_partitions(KLINES_KEY))
+
+
+def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    metadata: dict[str, Any] = {"summary": outcome.summary}
+    for key, value in outcome.details.items():
+        metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=severity, metadata=metadata,
+        description=outcome.summary,
+    )
+
+
+def _run(
+    mongo: MongoResource,
+    fn: Callable[[Database[dict[str, Any]]], CheckOutcome],
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
+    client = mongo.client()
+    try:
+        return _result(fn(mongo.database(client)), severity)
+    except CryptobotError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    finally:
+        client.close()
+
+
+@dg.asset_check(asset=KLINES_KEY, name="completeness", blocking=False)
+def completeness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    """Every expected 15m candle is stored, or recorded as an exchange-side gap with its reason."""
+    scope = check_scope(context)
+    return _run(mongo, lambda db: check_completeness(db, scope))
+
+
+@dg.asset_check(asset=KLINES_KEY, name="uniqueness")
+def uniqueness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    """No (symbol, open_time) is stored twice."""
+    scope = check_scope(context)
+    return _run(mongo, lambda db: check_uniqueness(db, scope))
+
+
+@dg.asset_check(asset=KLINES_KEY, name="ohlc_sanity")
+def ohlc_sanity(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
+    scope = check_scope(context)
+    return _run(mongo, lambda db: check_ohlc(db, scope))
+
+
+@dg.asset_check(asset=KLINES_KEY, name="freshness")
+def freshness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+    """Yesterday (UTC), the latest closed day, is loaded for every symbol."""
+    symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+    now_ms = int(time.time() * 1000)
+    # A warning, not an error: between 00:00 and the 00:15 daily update it is expected.
+    return _run(mongo, lambda db: check_freshness(db, symbols, now_ms), dg.AssetCheckSeverity.WARN)
+
+
+history_checks = [completeness, uniqueness, ohlc_sanity, freshness]

@@ -1,0 +1,133 @@
+"""Sensors: keep the symbol partitions in sync with settings; catch up missing days."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from cryptobot_assets.history.assets import FEATURES_KEY, KLINES_KEY, MAX_DAYS_PER_RUN
+from cryptobot_assets.history.partitions import (
+    SYMBOLS_PARTITIONS_NAME,
+    partition_key,
+    range_tags,
+    symbols_partitions,
+)
+from cryptobot_assets.resources import CryptobotSettingsResource, ExchangeResource
+from cryptobot_core.errors import CryptobotError
+from cryptobot_core.history import contiguous_ranges, missing_partitions
+
+CATCH_UP_TAG = "cryptobot/catch_up"
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.sensor(
+    name="symbols_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds configured symbols (validated on exchangeInfo) as partitions, removes others.",
+)
+def symbols_sensor(
+    context: dg.SensorEvaluationContext,
+    config: CryptobotSettingsResource,
+    exchange: ExchangeResource,
+) -> dg.SensorResult | dg.SkipReason:
+    """Sync the ``symbols`` dynamic partitions with CRYPTOBOT_SYMBOLS; unknown ones are rejected."""
+    try:
+        wanted = config.settings().symbols
+    except CryptobotError as exc:
+        return dg.SkipReason(f"settings are invalid, symbols not synced: {exc}")
+    current = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+    to_add = [s for s in wanted if s not in current]
+    to_remove = sorted(current - set(wanted))
+    valid: list[str] = []
+    if to_add:
+        client = exchange.client()
+        try:
+            valid, bad = client.check_symbols(to_add)
+        except CryptobotError as exc:
+            # Not a crash: the exchange may be down; the next tick tries again.
+            context.log.error(f"cannot validate symbols {to_add} on the exchange: {exc}")
+            return dg.SkipReason(f"exchange unavailable, symbols not synced: {exc}")
+        finally:
+            client.close()
+        for symbol, reason in sorted(bad.items()):
+            context.log.error(
+                f"symbol {symbol} rejected: {reason}. It is not added to the history "
+                f"partitions; fix CRYPTOBOT_SYMBOLS (symbols must be listed and TRADING on the "
+                f"exchange). The other symbols are not affected."
+            )
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+    if valid:
+        context.log.info(f"adding symbol partitions: {', '.join(valid)}")
+        requests.append(symbols_partitions.build_add_request(valid))
+    if to_remove:
+        context.log.info(f"removing symbol partitions no longer configured: {', '.join(to_remove)}")
+        requests.append(symbols_partitions.build_delete_request(to_remove))
+    if not requests:
+        return dg.SkipReason("symbol partitions already match the configured symbols")
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+@dg.sensor(
+    name="history_catch_up_sensor",
+    target=dg.AssetSelection.assets(KLINES_KEY),
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests every missing klines_15m partition from the start date to yesterday.",
+)
+def history_catch_up_sensor(
+    context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """Catch up since the last successful extraction: one run per 30 missing days per symbol.
+
+    Run keys name the day of the request, so a missing range is asked for at most once a
+    day (on start, then daily); a failed run is retried the next day or from the UI.
+    """
+    start = config.settings().start_date
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    symbols = sorted(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+    if not symbols:
+        return dg.SkipReason("no symbol partitions yet (symbols_sensor adds them)")
+    if start > yesterday:
+        return dg.SkipReason(f"start date {start} is after yesterday: nothing to catch up")
+    active = context.instance.get_runs(
+        filters=dg.RunsFilter(statuses=_ACTIVE, tags={CATCH_UP_TAG: "true"}), limit=1
+    )
+    if active:
+        return dg.SkipReason("catch-up runs are still queued or running")
+    done = context.instance.get_materialized_partitions(KLINES_KEY)
+    missing = missing_partitions(
+        symbols, start, yesterday, lambda s, d: str(partition_key(s, d)) in done
+    )
+    if not missing:
+        return dg.SkipReason(f"every partition from {start} to {yesterday} is materialized")
+    requests = []
+    for symbol in symbols:
+        days = [d for s, d in missing if s == symbol]
+        for first, last in contiguous_ranges(days, MAX_DAYS_PER_RUN):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"catch-up:{today.isoformat()}:{symbol}:{first}:{last}",
+                    asset_selection=[KLINES_KEY],
+                    tags={**range_tags(symbol, first, last), CATCH_UP_TAG: "true"},
+                )
+            )
+    context.log.info(f"catch-up: {len(missing)} missing partitions in {len(requests)} runs")
+    return requests
+
+
+# Features follow the candles: this evaluates candle_features_15m's automation condition.
+# Dagster's default automation sensor starts stopped; this one starts running.
+features_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "features_automation_sensor",
+    target=dg.AssetSelection.assets(FEATURES_KEY),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    # Daily data: a few minutes of lag is fine, and it spares a Spark start per new day.
+    minimum_interval_seconds=300,
+    description="Recomputes candle_features_15m for days whose candles changed.",
+)

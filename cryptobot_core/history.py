@@ -1,0 +1,554 @@
+"""Historical 15-minute candles by UTC day: fetch, gap classification, writes and checks.
+
+A *day partition* is (symbol, UTC day). It is complete when the store holds every 15m
+candle the exchange has for that day: 96, fewer only where the exchange itself returned
+none (an exchange outage), and those open times are recorded as gaps with their reason.
+Nothing here imports Dagster; the assets in ``cryptobot_assets.history`` are thin callers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pymongo import ASCENDING
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from cryptobot_core.errors import StoreError, ValidationError
+from cryptobot_core.intervals import Interval
+from cryptobot_core.models import Candle, dt_to_ms, ms_to_dt
+from cryptobot_core.store import HISTORICAL_15M, CandleStore, store_errors
+
+log = logging.getLogger(__name__)
+
+INTERVAL = Interval.M15
+DAY_MS = 86_400_000
+CANDLES_PER_DAY = DAY_MS // INTERVAL.ms  # 96
+# Exchange-side gaps found while fetching: (symbol, open_time, reason). Kept apart from the
+# candles so the completeness check can tell "the exchange has none" from "we lost one".
+HISTORY_GAPS_15M = "historical_gaps_15m"
+# One /klines page holds 1000 rows = 10.4 days of 15m candles: ranges of consecutive days
+# are fetched in 10-day pages, so a 180-day backfill is 18 requests per symbol, not 180.
+FETCH_CHUNK_DAYS = 10
+
+
+class GapReason(StrEnum):
+    """Why an expected candle is not stored."""
+
+    # The exchange returned no candle for that open time although the day is over.
+    EXCHANGE_OUTAGE = "exchange_outage"
+
+
+class KlinesClient(Protocol):
+    """The part of ``cryptobot_core.exchange.BinanceClient`` that history needs."""
+
+    def klines_many(
+        self, requests: Iterable[Sequence[Any]], *, max_workers: int = 8, include_open: bool = False
+    ) -> list[list[Candle]]:
+        """Closed candles of many (symbol, interval, start_ms, end_ms) ranges, one list each."""
+        ...
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An expected candle the exchange did not return."""
+
+    symbol: str
+    open_time: datetime
+    reason: GapReason
+
+    def to_document(self) -> dict[str, Any]:
+        """The MongoDB document of this gap."""
+        return {"symbol": self.symbol, "open_time": self.open_time, "reason": self.reason.value}
+
+
+@dataclass(frozen=True)
+class DayFetch:
+    """The candles the exchange returned for one (symbol, day), and the ones it did not."""
+
+    symbol: str
+    day: date
+    candles: tuple[Candle, ...]
+    gaps: tuple[Gap, ...]
+
+    @property
+    def first_open(self) -> datetime | None:
+        """Open time of the first candle, or None for an empty day."""
+        return self.candles[0].open_time if self.candles else None
+
+    @property
+    def last_open(self) -> datetime | None:
+        """Open time of the last candle, or None for an empty day."""
+        return self.candles[-1].open_time if self.candles else None
+
+
+@dataclass(frozen=True)
+class HistoryBatch:
+    """Every (symbol, day) of one run: what the klines asset hands to its IO manager."""
+
+    days: tuple[DayFetch, ...]
+
+    @property
+    def candle_count(self) -> int:
+        """Candles over all days."""
+        return sum(len(d.candles) for d in self.days)
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """Gaps over all days."""
+        return [g for d in self.days for g in d.gaps]
+
+    def summary(self) -> dict[str, Any]:
+        """Plain metadata: counts, first/last open time, and the gaps with their reason."""
+        firsts = [d.first_open for d in self.days if d.first_open]
+        lasts = [d.last_open for d in self.days if d.last_open]
+        gaps = self.gaps
+        return {
+            "partitions": len(self.days),
+            "candles_fetched": self.candle_count,
+            "expected_candles": len(self.days) * CANDLES_PER_DAY,
+            "first_open_time": min(firsts).isoformat() if firsts else None,
+            "last_open_time": max(lasts).isoformat() if lasts else None,
+            "missing_candles": len(gaps),
+            "missing": [
+                {"symbol": g.symbol, "open_time": g.open_time.isoformat(), "reason": g.reason.value}
+                for g in gaps[:200]  # the UI shows metadata inline; the full list is in the store
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class HistoryWrite:
+    """What writing a batch did."""
+
+    inserted: int
+    unchanged: int
+    gaps_recorded: int
+
+
+def day_start(day: date) -> datetime:
+    """00:00 UTC of ``day``."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def day_bounds_ms(day: date) -> tuple[int, int]:
+    """[start, end) of ``day`` in epoch ms."""
+    start = dt_to_ms(day_start(day))
+    return start, start + DAY_MS
+
+
+def parse_day(value: str) -> date:
+    """A partition key ``YYYY-MM-DD`` as a date, with a clear error otherwise."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"invalid day {value!r}; expected YYYY-MM-DD") from None
+
+
+def last_closed_day(now_ms: int) -> date:
+    """The newest UTC day whose every 15m candle has closed (yesterday, UTC)."""
+    return ms_to_dt(now_ms).date() - timedelta(days=1)
+
+
+def expected_open_times(day: date) -> list[int]:
+    """Open times (ms) of the 96 candles of ``day``."""
+    start, end = day_bounds_ms(day)
+    return INTERVAL.opens_between(start, end)
+
+
+def ensure_day_closed(day: date, now_ms: int) -> None:
+    """Refuse a day that is not over: its last candle would still be open."""
+    _, end = day_bounds_ms(day)
+    if end > now_ms:
+        raise ValidationError(
+            f"day {day.isoformat()} is not over yet (exchange time {ms_to_dt(now_ms).isoformat()}); "
+            f"history holds finished UTC days only, the newest allowed is "
+            f"{last_closed_day(now_ms).isoformat()}"
+        )
+
+
+def classify_day(symbol: str, day: date, candles: Iterable[Candle], now_ms: int) -> DayFetch:
+    """Keep the day's closed candles (sorted, de-duplicated) and list what is missing and why."""
+    start, end = day_bounds_ms(day)
+    by_open: dict[int, Candle] = {}
+    for candle in candles:
+        ms = candle.open_ms
+        if candle.symbol != symbol or not start <= ms < end:
+            continue
+        # Never history: a candle whose close is not in the past is still open.
+        if not candle.is_closed or candle.close_ms >= now_ms:
+            continue
+        by_open[ms] = candle
+    gaps = tuple(
+        Gap(symbol, ms_to_dt(ms), GapReason.EXCHANGE_OUTAGE)
+        for ms in expected_open_times(day)
+        if ms not in by_open
+    )
+    return DayFetch(symbol, day, tuple(by_open[k] for k in sorted(by_open)), gaps)
+
+
+def _contiguous_chunks(days: Sequence[date], max_days: int) -> list[tuple[date, date]]:
+    """Group sorted days into [first, last] runs of consecutive days, at most max_days long."""
+    chunks: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if chunks and day - chunks[-1][1] == timedelta(days=1) and (
+            (day - chunks[-1][0]).days < max_days
+        ):
+            chunks[-1] = (chunks[-1][0], day)
+        else:
+            chunks.append((day, day))
+    return chunks
+
+
+def fetch_days(
+    client: KlinesClient,
+    partitions: Iterable[tuple[str, date]],
+    now_ms: int,
+    *,
+    max_workers: int = 4,
+) -> HistoryBatch:
+    """Fetch the 15m candles of every (symbol, day), concurrently, and classify the gaps.
+
+    Consecutive days of one symbol are fetched as ranges the client pages through
+    concurrently, so the request count grows with days / 10, not with days. Any exchange
+    error propagates: a batch is all or nothing, so nothing partial is reported as fetched.
+    """
+    wanted: dict[str, list[date]] = defaultdict(list)
+    for symbol, day in partitions:
+        ensure_day_closed(day, now_ms)
+        wanted[symbol].append(day)
+    jobs = [
+        (symbol, first, last)
+        for symbol, days in sorted(wanted.items())
+        for first, last in _contiguous_chunks(days, FETCH_CHUNK_DAYS)
+    ]
+    requests = [
+        (symbol, INTERVAL, day_bounds_ms(first)[0], day_bounds_ms(last)[1])
+        for symbol, first, last in jobs
+    ]
+    results = client.klines_many(requests, max_workers=max_workers, include_open=False) if jobs else []
+    by_symbol_day: dict[tuple[str, date], list[Candle]] = defaultdict(list)
+    for (symbol, _, _), candles in zip(jobs, results, strict=True):
+        for candle in candles:
+            by_symbol_day[(symbol, candle.open_time.date())].append(candle)
+    days = tuple(
+        classify_day(symbol, day, by_symbol_day.get((symbol, day), []), now_ms)
+        for symbol in sorted(wanted)
+        for day in sorted(set(wanted[symbol]))
+    )
+    return HistoryBatch(days)
+
+
+def ensure_history_indexes(db: Database[dict[str, Any]]) -> None:
+    """Unique (symbol, open_time) on the candles and on the gap records (idempotent)."""
+    CandleStore(db, HISTORICAL_15M).ensure_indexes()
+    with store_errors(f"creating indexes on {HISTORY_GAPS_15M}"):
+        db[HISTORY_GAPS_15M].create_index(
+            [("symbol", ASCENDING), ("open_time", ASCENDING)], unique=True, name="symbol_open_time"
+        )
+
+
+def _stored_keys(
+    coll: Collection[dict[str, Any]], symbol: str, days: Sequence[date]
+) -> dict[datetime, Any]:
+    """open_time -> _id of the documents of ``symbol`` within the span of ``days``."""
+    start, end = _span(sorted(days))
+    with store_errors(f"reading {coll.name}"):
+        return {
+            d["open_time"]: d["_id"]
+            for d in coll.find({"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
+                               {"open_time": 1})
+        }
+
+
+def _insert_new(coll: Collection[dict[str, Any]], docs: list[dict[str, Any]]) -> int:
+    """Insert ``docs``; a key another writer inserted meanwhile counts as already stored."""
+    if not docs:
+        return 0
+    try:
+        with store_errors(f"writing {len(docs)} documents to {coll.name}"):
+            return len(coll.insert_many(docs, ordered=False).inserted_ids)
+    except StoreError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, BulkWriteError):
+            errors = cause.details.get("writeErrors", [])
+            if errors and all(e.get("code") == 11000 for e in errors):
+                return int(cause.details.get("nInserted", len(docs) - len(errors)))
+        raise
+
+
+def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWrite:
+    """Insert the batch's candles once (never rewriting) and record its gaps.
+
+    Idempotent per partition: the candles already stored for the batch's span are read
+    (one indexed range read per symbol) and only the others are inserted, so a re-run
+    changes nothing; the unique (symbol, open_time) index turns a concurrent writer's
+    insert into "already stored", never a duplicate. Plain inserts, not upserts: history
+    is final data, and an insert costs about a third of an upsert on SecantusDB.
+    A gap the exchange has since filled is removed, a new one added, an old one kept.
+    Needs :func:`ensure_history_indexes` once beforehand (the IO manager does it per run).
+    """
+    candles_coll, gaps_coll = db[HISTORICAL_15M], db[HISTORY_GAPS_15M]
+    now = datetime.now(UTC)
+    inserted = present = 0
+    by_symbol: dict[str, list[DayFetch]] = defaultdict(list)
+    for day in batch.days:
+        by_symbol[day.symbol].append(day)
+    for symbol, days in sorted(by_symbol.items()):
+        span_days = [d.day for d in days]
+        stored = _stored_keys(candles_coll, symbol, span_days)
+        fresh = [c.to_document(ingested_at=now) for d in days for c in d.candles
+                 if c.open_time not in stored]
+        present += sum(len(d.candles) for d in days) - len(fresh)
+        inserted += _insert_new(candles_coll, fresh)
+        # Gap records: one read for the span, then only the differences are written.
+        recorded = _stored_keys(gaps_coll, symbol, span_days)
+        wanted = {g.open_time: g for d in days for g in d.gaps}
+        in_batch = set(span_days)
+        stale = [_id for t, _id in recorded.items() if t not in wanted and t.date() in in_batch]
+        if stale:
+            with store_errors(f"updating {HISTORY_GAPS_15M}"):
+                gaps_coll.delete_many({"_id": {"$in": stale}})
+        new_gaps = [{**g.to_document(), "detected_at": now}
+                    for t, g in sorted(wanted.items()) if t not in recorded]
+        _insert_new(gaps_coll, new_gaps)
+    return HistoryWrite(inserted, present, len(batch.gaps))
+
+
+# ---------------------------------------------------------------------------------------
+# Checks: pure functions over what the store holds for a set of (symbol, day) partitions.
+
+
+@dataclass
+class CheckOutcome:
+    """Result of one data-quality check: passed, a one-line summary, and details."""
+
+    passed: bool
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _group_days(partitions: Iterable[tuple[str, date]]) -> dict[str, list[date]]:
+    out: dict[str, list[date]] = defaultdict(list)
+    for symbol, day in partitions:
+        out[symbol].append(day)
+    return {s: sorted(set(d)) for s, d in out.items()}
+
+
+def _span(days: Sequence[date]) -> tuple[datetime, datetime]:
+    return day_start(days[0]), day_start(days[-1]) + timedelta(days=1)
+
+
+def check_completeness(
+    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
+) -> CheckOutcome:
+    """Every expected candle of the partitions is stored or recorded as an exchange-side gap."""
+    store = CandleStore(db, HISTORICAL_15M)
+    unexplained: list[str] = []
+    expected = present = gaps = 0
+    for symbol, days in _group_days(partitions).items():
+        start, end = _span(days)
+        have = {dt_to_ms(t) for t in store.open_times(symbol, start, end)}
+        with store_errors(f"reading {HISTORY_GAPS_15M}"):
+            gap_ms = {
+                dt_to_ms(d["open_time"])
+                for d in db[HISTORY_GAPS_15M].find(
+                    {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
+                    {"_id": 0, "open_time": 1},
+                )
+            }
+        for day in days:
+            for ms in expected_open_times(day):
+                expected += 1
+                if ms in have:
+                    present += 1
+                elif ms in gap_ms:
+                    gaps += 1
+                else:
+                    unexplained.append(f"{symbol} {ms_to_dt(ms).isoformat()}")
+    details = {
+        "expected": expected,
+        "present": present,
+        "exchange_gaps": gaps,
+        "unexplained_missing": len(unexplained),
+        "unexplained_sample": unexplained[:50],
+    }
+    if unexplained:
+        return CheckOutcome(
+            False,
+            f"{len(unexplained)} of {expected} expected candles are neither stored nor a known "
+            f"exchange gap; re-run those partitions to fill them",
+            details,
+        )
+    return CheckOutcome(True, f"{present} stored + {gaps} exchange-side gaps = {expected} expected",
+                        details)
+
+
+def check_uniqueness(
+    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
+) -> CheckOutcome:
+    """No (symbol, open_time) is stored twice."""
+    dupes: list[str] = []
+    total = 0
+    for symbol, days in _group_days(partitions).items():
+        start, end = _span(days)
+        with store_errors(f"reading {HISTORICAL_15M}"):
+            cursor = db[HISTORICAL_15M].find(
+                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
+                {"_id": 0, "open_time": 1},
+            )
+            seen: set[datetime] = set()
+            for doc in cursor:
+                total += 1
+                if doc["open_time"] in seen:
+                    dupes.append(f"{symbol} {doc['open_time'].isoformat()}")
+                seen.add(doc["open_time"])
+    details = {"documents": total, "duplicates": len(dupes), "duplicate_sample": dupes[:50]}
+    if dupes:
+        return CheckOutcome(False, f"{len(dupes)} duplicate (symbol, open_time) keys", details)
+    return CheckOutcome(True, f"{total} documents, all (symbol, open_time) unique", details)
+
+
+def ohlc_problems(doc: dict[str, Any]) -> list[str]:
+    """What is wrong with one stored candle document (empty list = sane)."""
+    problems: list[str] = []
+
+    def dec(name: str) -> Decimal:
+        value = doc[name]
+        return value.to_decimal() if hasattr(value, "to_decimal") else Decimal(value)
+
+    o, h, low, c = dec("open"), dec("high"), dec("low"), dec("close")
+    if not (low <= o <= h and low <= c <= h):
+        problems.append(f"low {low} <= open {o}, close {c} <= high {h} does not hold")
+    for name in ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume"):
+        if dec(name) < 0:
+            problems.append(f"{name} is negative")
+    if dt_to_ms(doc["close_time"]) != INTERVAL.close_time(dt_to_ms(doc["open_time"])):
+        problems.append("close_time is not open_time + 15 min - 1 ms")
+    return problems
+
+
+def check_ohlc(
+    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
+) -> CheckOutcome:
+    """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
+    bad: list[str] = []
+    total = 0
+    fields = {"_id": 0, "symbol": 1, "open_time": 1, "close_time": 1, "open": 1, "high": 1,
+              "low": 1, "close": 1, "volume": 1, "quote_volume": 1, "taker_buy_base_volume": 1,
+              "taker_buy_quote_volume": 1}
+    for symbol, days in _group_days(partitions).items():
+        start, end = _span(days)
+        with store_errors(f"reading {HISTORICAL_15M}"):
+            for doc in db[HISTORICAL_15M].find(
+                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, fields
+            ):
+                total += 1
+                for problem in ohlc_problems(doc):
+                    bad.append(f"{symbol} {doc['open_time'].isoformat()}: {problem}")
+    details = {"documents": total, "violations": len(bad), "violation_sample": bad[:50]}
+    if bad:
+        return CheckOutcome(False, f"{len(bad)} OHLC/volume/close_time violations", details)
+    return CheckOutcome(True, f"{total} candles pass OHLC, volume and close_time rules", details)
+
+
+def check_freshness(
+    db: Database[dict[str, Any]], symbols: Iterable[str], now_ms: int
+) -> CheckOutcome:
+    """Every symbol has its latest closed day (yesterday UTC) stored or explained by gaps."""
+    day = last_closed_day(now_ms)
+    start, end = day_start(day), day_start(day) + timedelta(days=1)
+    stale: list[str] = []
+    latest: dict[str, str | None] = {}
+    store = CandleStore(db, HISTORICAL_15M)
+    for symbol in sorted(set(symbols)):
+        newest = store.find(symbol, limit=1, descending=True)
+        latest[symbol] = newest[0].open_time.isoformat() if newest else None
+        stored = len(store.open_times(symbol, start, end))
+        with store_errors(f"reading {HISTORY_GAPS_15M}"):
+            gaps = db[HISTORY_GAPS_15M].count_documents(
+                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}
+            )
+        if stored == 0 or stored + gaps < CANDLES_PER_DAY:
+            stale.append(symbol)
+    details = {"latest_closed_day": day.isoformat(), "latest_open_time": latest, "stale": stale}
+    if stale:
+        return CheckOutcome(
+            False,
+            f"latest closed day {day.isoformat()} is not fully loaded for {', '.join(stale)}",
+            details,
+        )
+    return CheckOutcome(True, f"{day.isoformat()} loaded for every symbol", details)
+
+
+def load_range(
+    db: Database[dict[str, Any]], symbols: Iterable[str], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Stored 15m candle documents of ``symbols`` with open_time in [start, end), sorted."""
+    fields = {"_id": 0, "symbol": 1, "open_time": 1, "close_time": 1, "open": 1, "high": 1,
+              "low": 1, "close": 1, "volume": 1, "quote_volume": 1}
+    out: list[dict[str, Any]] = []
+    for symbol in sorted(set(symbols)):
+        with store_errors(f"reading {HISTORICAL_15M}"):
+            out.extend(
+                db[HISTORICAL_15M]
+                .find({"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, fields)
+                .sort("open_time", ASCENDING)
+            )
+    return out
+
+
+def missing_partitions(
+    symbols: Iterable[str],
+    start: date,
+    end: date,
+    done: Callable[[str, date], bool],
+) -> list[tuple[str, date]]:
+    """Every (symbol, day) from ``start`` to ``end`` inclusive for which ``done`` is false."""
+    out: list[tuple[str, date]] = []
+    for symbol in sorted(set(symbols)):
+        day = start
+        while day <= end:
+            if not done(symbol, day):
+                out.append((symbol, day))
+            day += timedelta(days=1)
+    return out
+
+
+def contiguous_ranges(days: Iterable[date], max_days: int) -> list[tuple[date, date]]:
+    """Sorted days grouped into [first, last] runs of consecutive days of at most max_days."""
+    if max_days < 1:
+        raise ValidationError(f"max_days must be >= 1, got {max_days}")
+    return _contiguous_chunks(list(days), max_days)
+
+
+def plan_backfill(
+    symbols: Sequence[str], days: int, *, today: date, start_date: date
+) -> list[tuple[str, date]]:
+    """(symbol, day) for the last ``days`` finished UTC days before ``today``, checked.
+
+    The range must stay within the history partitions (from ``start_date``), since Dagster
+    only knows partitions from there on.
+    """
+    if days < 1:
+        raise ValidationError(f"--days must be at least 1, got {days}")
+    if not symbols:
+        raise ValidationError("at least one symbol is needed, e.g. --symbols BTCUSDT,ETHUSDT")
+    last = today - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    if first < start_date:
+        allowed = (last - start_date).days + 1
+        raise ValidationError(
+            f"--days {days} reaches back to {first}, before the history start date {start_date}; "
+            f"use --days {max(allowed, 0)} or less, or set CRYPTOBOT_HISTORY_START_DATE / "
+            f"CRYPTOBOT_HISTORY_DAYS further back"
+        )
+    return [(s, first + timedelta(days=i)) for s in symbols for i in range(days)]
