@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     kafka_dead_letter_topic: str = "binance.kline.1m.dead-letter"
     kafka_partitions: int = Field(4, ge=1, le=1000)
     kafka_consumer_group: str = "cryptobot-stream-consumer"
+    # Live stream supervision: a heartbeat older than this means a hung process; a fresh run
+    # gets the grace period to start; the supervisor sensor ticks at this interval.
+    stream_heartbeat_stale_s: float = Field(60.0, gt=0, le=3600)
+    stream_start_grace_s: float = Field(120.0, ge=0, le=3600)
+    stream_supervisor_interval_s: int = Field(30, ge=1, le=3600)
+    # Start the stream_supervisor sensor when Dagster loads the code location.
+    stream_supervisor_autostart: bool = False
 
     # Exchange: sim (built-in simulator), binance, or auto (binance if /api/v3/ping answers).
     exchange: Literal["auto", "sim", "binance"] = "auto"

@@ -1,12 +1,34 @@
-"""stream definitions (filled in by the stream issue)."""
+"""Stream definitions: the external streaming asset, its check, jobs, sensor and schedule."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from cryptobot_assets.stream.assets import streaming_data_1m
+from cryptobot_assets.stream.checks import reconciles_with_historical_15m
+from cryptobot_assets.stream.jobs import stream_consumer_job, stream_producer_job, stream_repair_job
+from cryptobot_assets.stream.resources import StreamResource
+from cryptobot_assets.stream.sensors import build_supervisor
 from cryptobot_core.settings import Settings
+
+# The day sweep of repair also catches gaps nobody recorded (e.g. a killed producer).
+stream_repair_schedule = dg.ScheduleDefinition(
+    name="stream_repair_schedule",
+    job=stream_repair_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every 15 minutes: fill missing closed minutes of today from REST.",
+)
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
     """The stream assets, checks, jobs, schedules and sensors."""
-    return dg.Definitions()
+    return dg.Definitions(
+        assets=[streaming_data_1m],
+        asset_checks=[reconciles_with_historical_15m],
+        jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
+        sensors=[build_supervisor(settings)],
+        schedules=[stream_repair_schedule],
+        resources={"stream": StreamResource.from_settings(settings)},
+    )

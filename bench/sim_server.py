@@ -1,0 +1,45 @@
+"""The simulator in its own process for benchmarks: prints its port, then its stats on SIGTERM.
+
+    .venv/bin/python bench/sim_server.py --symbols 400 --update-s 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptobot_core.simulator import SimClock, SimConfig, SimulatorServer, SymbolListing  # noqa: E402
+
+
+def listings(n: int) -> list[SymbolListing]:
+    """n synthetic USDT symbols listed long ago."""
+    return [SymbolListing(f"S{i:03d}USDT", 1_500_000_000_000, Decimal("100")) for i in range(n)]
+
+
+def main() -> None:
+    """Serve until SIGTERM."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--symbols", type=int, default=2)
+    ap.add_argument("--update-s", type=float, default=1.0)
+    args = ap.parse_args()
+    server = SimulatorServer(SimConfig(symbols=listings(args.symbols), clock=SimClock.real(),
+                                       ws_update_interval_s=args.update_s)).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(json.dumps({"port": server.port}), flush=True)
+    done.wait()
+    stats = server.stats.snapshot()
+    server.stop()
+    print(json.dumps({k: stats[k] for k in ("ws_messages_sent", "ws_finals_sent", "ws_malformed_sent")}),
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

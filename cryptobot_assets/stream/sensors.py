@@ -1,0 +1,156 @@
+"""`stream_supervisor`: exactly one producer and one consumer run, observed every tick."""
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from cryptobot_assets.stream.assets import STREAMING_ASSET_KEY
+from cryptobot_assets.stream.jobs import stream_consumer_job, stream_producer_job, stream_repair_job
+from cryptobot_assets.stream.resources import StreamResource
+from cryptobot_core.errors import CryptobotError
+from cryptobot_core.settings import Settings
+from cryptobot_core.store import DEAD_LETTERS, STREAMING_1M, store_errors
+from cryptobot_core.stream.heartbeat import read_heartbeats
+from cryptobot_core.stream.repair import open_gaps
+from cryptobot_core.stream.supervision import Action, ActiveRun, decide
+
+log = logging.getLogger(__name__)
+
+JOBS = {"producer": stream_producer_job.name, "consumer": stream_consumer_job.name}
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def active_runs(instance: dg.DagsterInstance, job_name: str) -> list[ActiveRun]:
+    """Runs of ``job_name`` that are queued, starting or started."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE))
+    out = []
+    for rec in records:
+        started = rec.start_time
+        out.append(ActiveRun(rec.dagster_run.run_id,
+                             datetime.fromtimestamp(started, UTC) if started else None))
+    return out
+
+
+def terminate(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
+    """Ask the run launcher to terminate a run; mark it canceled if it cannot be reached."""
+    try:
+        asked = bool(instance.run_coordinator.cancel_run(run_id))
+    except Exception as exc:  # a dead run worker cannot be reached; fall through
+        log.warning("could not terminate run %s: %s", run_id, exc)
+        asked = False
+    if not asked:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message=f"stream_supervisor: {reason}")
+
+
+def _metadata(stats: dict[str, Any], key: str) -> Any:
+    value = stats.get(key)
+    return value if isinstance(value, int | float | bool | str) else None
+
+
+def observe(db: Any, heartbeats: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Metadata for the AssetObservation on streaming_data_1m."""
+    consumer = heartbeats.get("consumer", {}).get("stats", {})
+    producer = heartbeats.get("producer", {}).get("stats", {})
+    with store_errors("observing the stream"):
+        newest = db[STREAMING_1M].find_one({}, {"event_time": 1, "close_time": 1},
+                                           sort=[("event_time", -1)])
+        dead = db[DEAD_LETTERS].estimated_document_count()
+        candles = db[STREAMING_1M].estimated_document_count()
+    meta: dict[str, Any] = {"candles": candles, "dead_letters": dead}
+    if newest is not None:
+        t = newest.get("event_time") or newest["close_time"]
+        t = t if t.tzinfo else t.replace(tzinfo=UTC)
+        meta["newest_candle_age_s"] = round((now - t).total_seconds(), 3)
+    for name, stats, key in (
+        ("consumer_lag", consumer, "lag"),
+        ("consumer_lag_corrected", consumer, "lag_corrected"),
+        ("consumer_messages_per_s", consumer, "messages_per_s"),
+        ("consumer_store_retries", consumer, "store_retries"),
+        ("producer_messages_per_s", producer, "messages_per_s"),
+        ("producer_reconnects", producer, "reconnects"),
+        ("producer_spool_pending", producer, "spool_pending"),
+        ("producer_failed", producer, "failed"),
+    ):
+        value = _metadata(stats, key)
+        if value is not None:
+            meta[name] = value
+    return meta
+
+
+def build_supervisor(settings: Settings) -> dg.SensorDefinition:
+    """The stream_supervisor sensor, ticking at settings.stream_supervisor_interval_s."""
+    stale_s, grace_s = settings.stream_heartbeat_stale_s, settings.stream_start_grace_s
+
+    @dg.sensor(
+        name="stream_supervisor",
+        description="Keeps exactly one producer and one consumer run alive, relaunches hung "
+        "ones (stale heartbeat), starts gap repair, and observes lag and freshness.",
+        jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
+        minimum_interval_seconds=settings.stream_supervisor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING if settings.stream_supervisor_autostart
+        else dg.DefaultSensorStatus.STOPPED,
+    )
+    def stream_supervisor(context: dg.SensorEvaluationContext, stream: StreamResource) -> dg.SensorResult:
+        """One supervision tick."""
+        return supervise(context, stream, stale_s=stale_s, grace_s=grace_s)
+
+    return stream_supervisor
+
+
+def supervise(context: dg.SensorEvaluationContext, stream: StreamResource, *,
+              stale_s: float, grace_s: float) -> dg.SensorResult:
+    """Launch missing runs, relaunch hung ones, request repair, observe the stream."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    now = _now()
+    instance = context.instance
+    client = stream.client()
+    requests: list[dg.RunRequest] = []
+    events: list[dg.AssetObservation] = []
+    try:
+        db = client[stream.settings().database]
+        try:
+            heartbeats = read_heartbeats(db)
+            readable = True
+        except CryptobotError as exc:
+            # Without heartbeats only "missing run" can be decided; hung runs wait a tick.
+            context.log.warning(f"heartbeats unreadable: {exc}")
+            heartbeats, readable = {}, False
+        for role, job_name in JOBS.items():
+            runs = active_runs(instance, job_name)
+            decision = decide(runs, heartbeats.get(role), now, stale_after_s=stale_s,
+                              grace_s=grace_s if readable else float("inf"))
+            for run_id in decision.terminate:
+                context.log.warning(f"terminating {job_name} run {run_id}: {decision.reason}")
+                terminate(instance, run_id, decision.reason)
+            if decision.action in (Action.LAUNCH, Action.RELAUNCH):
+                generation = int(cursor.get(role, 0)) + 1
+                cursor[role] = generation
+                context.log.info(f"launching {job_name} #{generation}: {decision.reason}")
+                requests.append(dg.RunRequest(run_key=f"{role}-{generation}", job_name=job_name,
+                                              tags={"cryptobot/stream": role}))
+        try:
+            gaps = open_gaps(db)
+            if gaps and not active_runs(instance, stream_repair_job.name):
+                ids = hashlib.sha1("|".join(g["_id"] for g in gaps).encode()).hexdigest()[:16]
+                requests.append(dg.RunRequest(run_key=f"repair-{ids}", job_name=stream_repair_job.name,
+                                              tags={"cryptobot/stream": "repair"}))
+            events.append(dg.AssetObservation(asset_key=STREAMING_ASSET_KEY,
+                                              metadata=observe(db, heartbeats, now)))
+        except CryptobotError as exc:
+            context.log.warning(f"store unavailable, no observation this tick: {exc}")
+    finally:
+        client.close()
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))

@@ -1,0 +1,436 @@
+"""The producer loop: Binance kline WebSocket → Kafka topic (key = symbol).
+
+The WebSocket side is asyncio (``KlineStream``); Kafka sends happen on one sender thread
+fed through a bounded queue, so the event loop never blocks on the broker. Nothing is
+dropped silently: a record the broker does not acknowledge (outage, buffer full, delivery
+timeout) is counted, logged and appended to a spool file on disk, which is re-sent once the
+broker answers again, also after a restart of the producer.
+
+``StreamGap`` events from the WebSocket client (reconnects) go to the ``stream_gaps``
+collection; the repair job fills them from REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from pymongo import MongoClient
+
+from cryptobot_core.errors import BrokerUnavailable, StoreError
+from cryptobot_core.models import Candle, ms_to_dt
+from cryptobot_core.settings import Settings
+from cryptobot_core.store import connect, store_errors
+from cryptobot_core.stream import kafka as kafka_util
+from cryptobot_core.stream.heartbeat import Heartbeat
+from cryptobot_core.stream.messages import encode_candle, encode_event, encode_malformed
+
+log = logging.getLogger(__name__)
+
+STREAM_GAPS = "stream_gaps"
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 10.0
+STREAM_CLOSE_TIMEOUT_S = 10.0
+
+Record = tuple[bytes | None, bytes]  # (key, value)
+
+
+@dataclass
+class ProducerStats:
+    """Counters the producer reports in its heartbeat."""
+
+    messages: int = 0
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    spooled: int = 0
+    resent: int = 0
+    spool_pending: int = 0
+    malformed: int = 0
+    gaps: int = 0
+    reconnects: int = 0
+    broker_errors: int = 0
+    messages_per_s: float = 0.0
+    newest_event_time: datetime | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """A BSON-friendly dict."""
+        return asdict(self)
+
+
+class Spool:
+    """Append-only JSON-lines file of records the broker has not acknowledged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Add records (flushed to disk before returning)."""
+        if not records:
+            return
+        lines = "".join(
+            json.dumps({"key": k.decode() if k else None, "value": v.decode()}) + "\n"
+            for k, v in records
+        )
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+
+    def take(self) -> list[Record]:
+        """Remove and return every spooled record (the caller re-spools failures)."""
+        with self._lock:
+            if not self.path.exists():
+                return []
+            text = self.path.read_text(encoding="utf-8")
+            self.path.unlink()
+        out: list[Record] = []
+        for line in text.splitlines():
+            if line.strip():
+                item = json.loads(line)
+                out.append((item["key"].encode() if item["key"] else None, item["value"].encode()))
+        return out
+
+    def __len__(self) -> int:
+        with self._lock:
+            if not self.path.exists():
+                return 0
+            with open(self.path, encoding="utf-8") as fh:
+                return sum(1 for _ in fh)
+
+
+class KafkaSender:
+    """One thread that sends queued records to Kafka and spools whatever fails."""
+
+    def __init__(self, settings: Settings, stats: ProducerStats, spool: Spool,
+                 max_queue: int = kafka_util.MAX_IN_FLIGHT) -> None:
+        self.settings = settings
+        self.topic = settings.kafka_topic
+        self.stats = stats
+        self.spool = spool
+        self.queue: queue.Queue[Record] = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._producer: KafkaProducer | None = None
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._delay = BACKOFF_START_S
+        self._reset = False
+        self._thread = threading.Thread(target=self._run, name="kafka-sender", daemon=True)
+
+    def start(self) -> KafkaSender:
+        """Start the sender thread."""
+        self._thread.start()
+        return self
+
+    def offer(self, key: bytes | None, value: bytes) -> None:
+        """Queue a record without blocking; a full queue spools it instead."""
+        self.stats.messages += 1
+        try:
+            self.queue.put_nowait((key, value))
+        except queue.Full:
+            self._spool([(key, value)], "send queue full")
+
+    def _spool(self, records: Sequence[Record], why: str) -> None:
+        self.spool.append(records)
+        with self._lock:
+            self.stats.spooled += len(records)
+        log.warning("spooled %d record(s) to %s: %s", len(records), self.spool.path, why)
+
+    def _healthy(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.broker_errors += 1
+        self._retry_at = time.monotonic() + self._delay
+        log.warning("broker unavailable (%s); backing off %.1fs", exc, self._delay)
+        self._delay = min(self._delay * 2, BACKOFF_MAX_S)
+        if self._producer is not None:
+            # A fresh producer after an outage: Tansu forgets producer ids on restart.
+            producer, self._producer = self._producer, None
+            threading.Thread(target=producer.close, kwargs={"timeout": 1}, daemon=True).start()
+
+    def _ensure(self) -> KafkaProducer:
+        if self._producer is None:
+            kafka_util.ensure_topics(self.settings)
+            self._producer = kafka_util.new_producer(self.settings)
+            self._delay = BACKOFF_START_S
+        return self._producer
+
+    def _send(self, records: Sequence[Record], resend: bool = False) -> None:
+        if self._reset:
+            self._reset = False
+            self._failed(BrokerUnavailable("records were not acknowledged"))
+        if not self._healthy():
+            self._spool(records, "broker backing off")
+            return
+        try:
+            producer = self._ensure()
+            for i, (key, value) in enumerate(records):
+                while self._in_flight >= kafka_util.MAX_IN_FLIGHT:
+                    producer.flush(timeout=1)  # bounded buffer: wait for acks first
+                try:
+                    fut = producer.send(self.topic, key=key, value=value)
+                except (KafkaError, BrokerUnavailable) as exc:
+                    self._spool(records[i:], f"send failed: {exc}")
+                    self._failed(exc)
+                    return
+                with self._lock:
+                    self._in_flight += 1
+                    self.stats.sent += 1
+                    self.stats.resent += resend
+                fut.add_callback(self._acked)
+                fut.add_errback(self._not_acked, (key, value))
+        except (KafkaError, BrokerUnavailable) as exc:
+            self._spool(records, f"broker unavailable: {exc}")
+            self._failed(exc)
+
+    def _acked(self, _meta: Any) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.stats.acked += 1
+
+    def _not_acked(self, record: Record, exc: BaseException) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.stats.failed += 1
+        self.spool.append([record])
+        with self._lock:
+            self.stats.spooled += 1
+        if not self._reset:
+            log.warning("records not acknowledged, spooled for re-send: %s", exc)
+        # The producer may be in a fatal state (e.g. the broker restarted and forgot its
+        # producer id): the sender thread replaces it before sending again.
+        self._reset = True
+
+    def _resend_spool(self) -> None:
+        if not self._healthy() or not self.spool.path.exists():
+            return
+        records = self.spool.take()
+        if records:
+            log.info("re-sending %d spooled record(s)", len(records))
+            self._send(records, resend=True)
+
+    def _run(self) -> None:
+        last_spool_check = 0.0
+        while not (self._stop.is_set() and self.queue.empty()):
+            batch: list[Record] = []
+            try:
+                batch.append(self.queue.get(timeout=0.2))
+                while len(batch) < 1_000:
+                    batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            if batch:
+                self._send(batch)
+            if time.monotonic() - last_spool_check > 1.0:
+                last_spool_check = time.monotonic()
+                self._resend_spool()
+        self._flush_and_close()
+
+    def _flush_and_close(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            producer.flush(timeout=10)
+        except KafkaError as exc:
+            log.warning("flush on shutdown failed: %s", exc)
+        producer.close(timeout=5)  # unacknowledged records were spooled by the errbacks
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Send what is queued, flush, close; what cannot be delivered stays spooled."""
+        self._stop.set()
+        self._thread.join(timeout)
+        leftover: list[Record] = []
+        while not self.queue.empty():
+            leftover.append(self.queue.get_nowait())
+        if leftover:
+            self._spool(leftover, "producer stopped before sending")
+
+    @property
+    def in_flight(self) -> int:
+        """Records sent but not yet acknowledged."""
+        return self._in_flight
+
+
+StreamFactory = Callable[[], Any]
+
+
+class StreamProducer:
+    """Runs the WebSocket → Kafka loop until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_id: str | None = None,
+        symbols: Sequence[str] | None = None,
+        stream_factory: StreamFactory | None = None,
+        spool_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.symbols = [s.upper() for s in (symbols or settings.symbols)]
+        self.stats = ProducerStats()
+        self._client: MongoClient[dict[str, Any]] = connect(settings)
+        self._db = self._client[settings.database]
+        self.heartbeat = Heartbeat(self._db, "producer", run_id)
+        self.spool = Spool(spool_path or settings.data_dir / "stream" / "producer-spool.jsonl")
+        self._stream_factory = stream_factory or self._default_stream
+        self._pending_gaps: list[dict[str, Any]] = []
+        self._rate_mark = (time.monotonic(), 0)
+        self.sender: KafkaSender | None = None
+        self._stream: Any = None
+
+    def _default_stream(self) -> Any:
+        from cryptobot_core.exchange import KlineStream  # the exchange package owns the WS client
+
+        return KlineStream(self.settings.ws_base_url, self.symbols, interval="1m")
+
+    def run(self, stop: threading.Event | None = None) -> ProducerStats:
+        """Blocking entry: run the asyncio loop until ``stop`` is set."""
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(self.run_async(stop or threading.Event()))
+        finally:
+            # Unlike asyncio.run, never wait forever for stray tasks of the WS client.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            loop.close()
+
+    async def run_async(self, stop: threading.Event) -> ProducerStats:
+        """Stream klines to Kafka until ``stop`` is set (or the stream fails)."""
+        self.sender = KafkaSender(self.settings, self.stats, self.spool).start()
+        stream = self._stream = self._stream_factory()
+        pump = asyncio.create_task(self._pump(stream))
+        try:
+            # Supervise from here so stopping never depends on the WebSocket saying anything.
+            while not pump.done() and not stop.is_set():
+                await asyncio.wait({pump}, timeout=0.2)
+                if self.heartbeat.due():
+                    await asyncio.to_thread(self._beat)
+            if pump.done():
+                pump.result()  # re-raise a failure of the stream
+            else:
+                pump.cancel()
+                await asyncio.wait({pump}, timeout=STREAM_CLOSE_TIMEOUT_S)
+        finally:
+            # Deliver (or spool) what was received, then close the WebSocket side.
+            await asyncio.to_thread(self.sender.stop)
+            try:
+                await asyncio.wait_for(_close(stream), STREAM_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the kline stream did not close within %ss", STREAM_CLOSE_TIMEOUT_S)
+            self._sync_stream_stats(stream)
+            await asyncio.to_thread(self._beat, True)
+            self._client.close()
+        return self.stats
+
+    async def _pump(self, stream: Any) -> None:
+        async for item in _iterate(stream):
+            self._handle(item)
+
+    def _handle(self, item: Any) -> None:
+        sender = self.sender
+        assert sender is not None
+        kind = type(item).__name__
+        if isinstance(item, Candle):
+            raw = getattr(item, "raw", None)
+            value = encode_event(raw) if isinstance(raw, dict) else encode_candle(item)
+            sender.offer(item.symbol.encode(), value)
+            if item.event_time and (self.stats.newest_event_time is None
+                                    or item.event_time > self.stats.newest_event_time):
+                self.stats.newest_event_time = item.event_time
+        elif kind == "MalformedFrame":
+            self.stats.malformed += 1
+            raw = item.raw if isinstance(item.raw, str) else repr(item.raw)
+            sender.offer(None, encode_malformed(raw, str(item.reason)))
+        elif kind == "StreamGap":
+            self.stats.gaps += 1
+            to_ms = int(item.missed_to_ms)
+            # Nothing received before the drop: assume the whole UTC day may be missing.
+            from_ms = int(item.missed_from_ms) if item.missed_from_ms is not None \
+                else to_ms - to_ms % 86_400_000
+            self._pending_gaps.append(gap_doc(list(item.symbols), from_ms, to_ms, str(item.reason)))
+            log.warning("stream gap %s", self._pending_gaps[-1]["_id"])
+        else:
+            log.error("unexpected item from the kline stream: %r", item)
+
+    def _sync_stream_stats(self, stream: Any) -> None:
+        st = getattr(stream, "stats", None)
+        if st is not None:
+            self.stats.reconnects = int(getattr(st, "reconnects", 0))
+
+    def _beat(self, force: bool = False) -> None:
+        self._flush_gaps()
+        if self._stream is not None:
+            self._sync_stream_stats(self._stream)
+        now = time.monotonic()
+        then, count = self._rate_mark
+        if now > then:
+            self.stats.messages_per_s = round((self.stats.messages - count) / (now - then), 2)
+        self._rate_mark = (now, self.stats.messages)
+        self.stats.spool_pending = len(self.spool)
+        self.heartbeat.beat(self.stats.to_doc(), force=force)
+
+    def _flush_gaps(self) -> None:
+        if not self._pending_gaps:
+            return
+        gaps, self._pending_gaps = self._pending_gaps, []
+        try:
+            record_gaps(self._db, gaps)
+        except StoreError as exc:
+            log.warning("gaps kept in memory until the store is back: %s", exc)
+            self._pending_gaps = gaps + self._pending_gaps
+
+
+def gap_doc(symbols: list[str], missed_from_ms: int, missed_to_ms: int, reason: str) -> dict[str, Any]:
+    """A ``stream_gaps`` document (idempotent _id from its span)."""
+    return {
+        "_id": f"{missed_from_ms}-{missed_to_ms}-{','.join(sorted(symbols))}"[:500],
+        "symbols": sorted(symbols),
+        "missed_from": ms_to_dt(missed_from_ms),
+        "missed_to": ms_to_dt(missed_to_ms),
+        "reason": reason,
+        "detected_at": datetime.now(UTC),
+        "repaired": False,
+    }
+
+
+def record_gaps(db: Any, gaps: list[dict[str, Any]]) -> None:
+    """Upsert gap docs so repair can find them."""
+    with store_errors("recording stream gaps"):
+        for g in gaps:
+            db[STREAM_GAPS].update_one({"_id": g["_id"]}, {"$setOnInsert": g}, upsert=True)
+
+
+async def _iterate(stream: Any) -> AsyncIterator[Any]:
+    async for item in stream:
+        yield item
+
+
+async def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is None:
+        return
+    try:
+        res = close()
+        if asyncio.iscoroutine(res):
+            await res
+    except Exception as exc:  # closing must never mask the loop's outcome
+        log.debug("closing the kline stream: %s", exc)
