@@ -108,6 +108,10 @@ def stack_settings(settings: Settings, started: Iterable[str] = SERVICE_NAMES) -
         update["api_cors_origins"] = origins
     if "dagster" in started:
         update["dagster_url"] = f"http://127.0.0.1:{settings.dagster_port}"
+        # `make up` runs the whole system: the live stream starts with Dagster unless the
+        # user chose otherwise (tests and library use keep the sensor stopped by default).
+        if "stream_supervisor_autostart" not in settings.model_fields_set:
+            update["stream_supervisor_autostart"] = True
     return settings.model_copy(update=update)
 
 
