@@ -371,27 +371,11 @@ def check_external(settings: Settings) -> None:
 # ---------------------------------------------------------------- process tree helpers
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, state) for every process visible in /proc."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2:
-            table[int(entry.name)] = (int(fields[1]), fields[0])
-    return table
-
-
 def descendants(pid: int) -> set[int]:
     """Live (non-zombie) descendants of ``pid``."""
-    table = _proc_table()
+    table = services.proc_table()
     children: dict[int, list[int]] = {}
-    for child, (parent, _state) in table.items():
+    for child, (parent, _group, _state) in table.items():
         children.setdefault(parent, []).append(child)
     found: set[int] = set()
     todo = [pid]
@@ -400,7 +384,7 @@ def descendants(pid: int) -> set[int]:
             if child not in found:
                 found.add(child)
                 todo.append(child)
-    return {p for p in found if table.get(p, (0, "Z"))[1] != "Z"}
+    return {p for p in found if table.get(p, (0, 0, "Z"))[2] != "Z"}
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

@@ -261,37 +261,6 @@ class Candle:
             setattr_(c, "event_time", None)
             append(c)
         return out
-        first = cls.from_rest_row(symbol, interval, rows[0], now_ms=now_ms, source=source)
-        out.append(first)
-        iv, src, sym = first.interval, first.source, first.symbol
-        new, setattr_ = object.__new__, object.__setattr__
-        for row in rows[1:]:
-            fast = _fast_fields(row)
-            if fast is None:
-                out.append(cls.from_rest_row(symbol, interval, row, now_ms=now_ms, source=source))
-                continue
-            open_ms, close_ms, d, trades = fast
-            c = new(cls)
-            # Unrolled DECIMAL_FIELDS order: a loop here costs more than the rest of the row.
-            setattr_(c, "open", d[0])
-            setattr_(c, "high", d[1])
-            setattr_(c, "low", d[2])
-            setattr_(c, "close", d[3])
-            setattr_(c, "volume", d[4])
-            setattr_(c, "quote_volume", d[5])
-            setattr_(c, "taker_buy_base_volume", d[6])
-            setattr_(c, "taker_buy_quote_volume", d[7])
-            setattr_(c, "symbol", sym)
-            setattr_(c, "interval", iv)
-            # Same value as ms_to_dt (exact integer ms, UTC), at half the cost.
-            setattr_(c, "open_time", _EPOCH + timedelta(milliseconds=open_ms))
-            setattr_(c, "close_time", _EPOCH + timedelta(milliseconds=close_ms))
-            setattr_(c, "trades", trades)
-            setattr_(c, "is_closed", True if now_ms is None else close_ms < now_ms)
-            setattr_(c, "source", src)
-            setattr_(c, "event_time", None)
-            out.append(c)
-        return out
 
     def to_rest_row(self) -> list[Any]:
         """The Binance REST row for this candle (decimal strings as given)."""

@@ -135,14 +135,9 @@ def _die_with_parent() -> None:
         pass  # not Linux: Ctrl-C/SIGTERM still stop the group through stop()
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Zombies still count as members until reaped; ask /proc for live members.
+def proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) for every process visible in /proc."""
+    table: dict[int, tuple[int, int, str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -151,9 +146,20 @@ def _group_alive(pgid: int) -> bool:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 3 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if len(fields) > 2:
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies still count as members until reaped; ask /proc for live members.
+    return any(pg == pgid and state != "Z" for _, pg, state in proc_table().values())
 
 
 def mongo_ping(uri: str, timeout_ms: int = 500) -> bool:
