@@ -11,15 +11,20 @@ from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_assets.stream.sensors import build_supervisor
 from cryptobot_core.settings import Settings
 
-# The day sweep of repair also catches gaps nobody recorded (e.g. a killed producer).
-stream_repair_schedule = dg.ScheduleDefinition(
-    name="stream_repair_schedule",
-    job=stream_repair_job,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every 15 minutes: fill missing closed minutes of today from REST.",
-)
+
+def build_repair_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """The day sweep of repair: it also catches gaps nobody recorded (e.g. a killed producer)."""
+    return dg.ScheduleDefinition(
+        name="stream_repair_schedule",
+        job=stream_repair_job,
+        cron_schedule="*/15 * * * *",
+        execution_timezone="UTC",
+        # Runs whenever the stream itself is supervised (see stream_supervisor).
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if settings.stream_supervisor_autostart
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Every 15 minutes: fill missing closed minutes of today from REST.",
+    )
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -29,6 +34,6 @@ def build_defs(settings: Settings) -> dg.Definitions:
         asset_checks=[reconciles_with_historical_15m],
         jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
         sensors=[build_supervisor(settings)],
-        schedules=[stream_repair_schedule],
+        schedules=[build_repair_schedule(settings)],
         resources={"stream": StreamResource.from_settings(settings)},
     )
