@@ -61,6 +61,11 @@ class ExchangePublic(BaseModel):
     simulated: bool
     configured: str = Field(description="the exchange setting: auto, sim or binance")
     rest_url: str
+    fallback_reason: str | None = Field(
+        None,
+        description="why `auto` fell back to the simulator (null when it did not)",
+        examples=["https://api.binance.com/api/v3/ping did not answer within 5 s"],
+    )
 
 
 class DatasetFreshnessPublic(BaseModel):

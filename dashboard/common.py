@@ -95,9 +95,11 @@ def simulated_banner(ready: dict[str, Any]) -> None:
     """The banner that says, on every page, that the data is not from Binance."""
     exchange = ready.get("exchange") or {}
     if exchange.get("simulated"):
+        reason = exchange.get("fallback_reason")
+        why = f" Binance was not used because {reason}." if reason else ""
         st.warning(
             "**Simulated data** — every price on this dashboard comes from the built-in "
-            f"exchange simulator ({exchange.get('rest_url', 'local')}), not from Binance.",
+            f"exchange simulator ({exchange.get('rest_url', 'local')}), not from Binance.{why}",
             icon=":material/science:",
         )
 

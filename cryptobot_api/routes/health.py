@@ -28,6 +28,7 @@ def readiness(query: MarketQuery, settings: Settings) -> tuple[int, dict[str, ob
         "simulated": settings.simulated,
         "configured": settings.exchange,
         "rest_url": settings.rest_base_url,
+        "fallback_reason": settings.exchange_fallback_reason,
     }
     try:
         query.ping()

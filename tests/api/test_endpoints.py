@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from fastapi.testclient import TestClient
 
+from cryptobot_api.main import create_app
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dec_str, ms_to_dt
 from cryptobot_core.query import MAX_LIMIT, RESAMPLED_INTERVALS, iso
@@ -49,6 +50,7 @@ def test_ready_reports_store_datasets_exchange_and_stream(client: TestClient) ->
     assert body["store"]["reachable"] is True
     assert body["exchange"]["source"] == "sim" and body["exchange"]["simulated"] is True
     assert body["exchange"]["rest_url"].startswith("http://")
+    assert body["exchange"]["fallback_reason"] is None
     hist = body["datasets"]["historical_data_15m"]
     assert hist["newest_open_time"] == iso(seed.HISTORY_END - Interval.M15.ms)
     assert hist["symbols"] == 2 and hist["age_seconds"] > 0
@@ -57,6 +59,14 @@ def test_ready_reports_store_datasets_exchange_and_stream(client: TestClient) ->
     assert body["datasets"]["candle_features_15m"]["symbols"] == 1
     assert body["stream"]["producer"]["age_seconds"] >= 0
     assert body["stream"]["consumer"] is None
+
+
+def test_ready_says_why_auto_fell_back_to_the_simulator(filled: Filled) -> None:
+    reason = "https://api.binance.com/api/v3/ping did not answer within 5 s"
+    app = create_app(filled.settings.model_copy(update={"exchange_fallback_reason": reason}))
+    with TestClient(app) as fell_back:
+        exchange = fell_back.get("/ready").json()["exchange"]
+    assert exchange["simulated"] is True and exchange["fallback_reason"] == reason
 
 
 def test_symbols_lists_first_last_and_count_per_dataset(client: TestClient, filled: Filled) -> None:

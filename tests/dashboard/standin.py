@@ -45,6 +45,7 @@ class StandIn:
     """State of the stand-in: what it holds and what it was asked."""
 
     simulated: bool = True
+    fallback_reason: str | None = None
     has_data: bool = True
     first: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     last: datetime = field(default_factory=lambda: datetime(2026, 7, 1, tzinfo=UTC))
@@ -75,7 +76,8 @@ class StandIn:
                 "exchange": {"source": "sim" if self.simulated else "binance",
                              "simulated": self.simulated,
                              "rest_url": "http://127.0.0.1:9443" if self.simulated
-                             else "https://api.binance.com"},
+                             else "https://api.binance.com",
+                             "fallback_reason": self.fallback_reason},
                 "datasets": {"historical_data_15m": ds, "streaming_data_1m": ds,
                              "candle_features_15m": ds},
                 "stream": {"producer": None, "consumer": None},

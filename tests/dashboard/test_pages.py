@@ -112,6 +112,12 @@ def test_simulated_banner_on_every_page(api: StandIn, simulated: bool) -> None:
         assert bool(banner) is simulated, (page, texts(at.warning))
 
 
+def test_banner_says_why_auto_fell_back_to_the_simulator(api: StandIn) -> None:
+    api.fallback_reason = "https://api.binance.com/api/v3/ping did not answer within 5 s"
+    banner = [w for w in texts(run().warning) if "Simulated data" in w]
+    assert banner and "did not answer within 5 s" in banner[0], banner
+
+
 def test_long_range_requests_a_coarser_interval(api: StandIn) -> None:
     at = run()
     at.selectbox(key="hist_interval").set_value("15m")
