@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=1, help="repeat each client's requests")
+    parser.add_argument("--only", default="", help="run only the queries whose name contains this")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
     db_port, api_port = services.free_port(), services.free_port()
@@ -164,6 +165,8 @@ def main() -> None:
         assert len(cases[1][2](0)["candles"]) == len(cases[1][3](0)) == len(quarters)
         rows = []
         for name, per_client, api_call, raw_call in cases:
+            if args.only not in name:
+                continue
             api_call(0)
             raw_call(0)
             raw = run(args.clients, per_client * args.rounds, raw_call)

@@ -18,11 +18,11 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from bson.decimal128 import Decimal128
 from pymongo import ASCENDING, DESCENDING
@@ -405,6 +405,47 @@ class CandlePage:
         }
 
 
+T = TypeVar("T")
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight:
+    """Concurrent calls with the same key share one execution; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, _Flight] = {}
+
+    def do(self, key: Hashable, fn: Callable[[], T]) -> T:
+        """Run ``fn`` unless a call with ``key`` is in flight; then return (or raise) its outcome."""
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return cast(T, flight.result)
+        try:
+            flight.result = fn()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+        return cast(T, flight.result)
+
+
 @dataclass
 class MarketQuery:
     """Read-only queries over the candle, feature and heartbeat collections of one database."""
@@ -415,6 +456,7 @@ class MarketQuery:
     _summary: tuple[float, list[dict[str, Any]]] | None = field(default=None, init=False)
     _summary_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _newest_hint: dict[tuple[str, str, bool], int] = field(default_factory=dict, init=False)
+    _flights: SingleFlight = field(default_factory=lambda: SingleFlight(), init=False)
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -451,8 +493,19 @@ class MarketQuery:
     def newest(
         self, collection: str, symbol: str, *, closed_only: bool = False
     ) -> dict[str, Any] | None:
-        """The newest document of ``symbol`` (probing widening windows back from now)."""
+        """The newest document of ``symbol`` (probing widening windows back from now).
+
+        Concurrent callers asking the same question share one read: twenty clients polling
+        ``latest`` cost the store one query at a time, not twenty queued ones. An answer is
+        never older than the read in flight when the caller arrived.
+        """
         key = (collection, symbol, closed_only)
+        return self._flights.do(key, lambda: self._read_newest(collection, symbol, key))
+
+    def _read_newest(
+        self, collection: str, symbol: str, key: tuple[str, str, bool]
+    ) -> dict[str, Any] | None:
+        closed_only = key[2]
         hint = self._newest_hint.get(key)
         # The last newest seen is a lower bound while nothing is deleted: probe from there
         # first, then widening windows back from now (re-checked, so never a stale answer).
