@@ -26,7 +26,8 @@ _ACTIVE = [
 
 @dg.sensor(
     name="symbols_sensor",
-    minimum_interval_seconds=300,
+    # Cheap when nothing changed (no exchange call); a new symbol shows up within a minute.
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds configured symbols (validated on exchangeInfo) as partitions, removes others.",
 )
@@ -75,7 +76,9 @@ def symbols_sensor(
 @dg.sensor(
     name="history_catch_up_sensor",
     target=dg.AssetSelection.assets(KLINES_KEY),
-    minimum_interval_seconds=3600,
+    # Every minute, so a fresh start catches up as soon as symbols_sensor has added the
+    # symbols; the day-stamped run keys keep one missing range from being asked twice a day.
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests every missing klines_15m partition from the start date to yesterday.",
 )
@@ -85,7 +88,7 @@ def history_catch_up_sensor(
     """Catch up since the last successful extraction: one run per 30 missing days per symbol.
 
     Run keys name the day of the request, so a missing range is asked for at most once a
-    day (on start, then daily); a failed run is retried the next day or from the UI.
+    day; a failed run is retried the next day or from the UI.
     """
     start = config.settings().start_date
     today = datetime.now(UTC).date()
