@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--days", type=int, default=180)
     ap.add_argument("--latency", type=float, default=0.05)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=32)
     ap.add_argument("--passes", type=int, default=2)
     args = ap.parse_args()
 
