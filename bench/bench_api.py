@@ -104,7 +104,7 @@ def main() -> None:
         t0 = time.perf_counter()
         quarters = klines(mkt, Interval.M15, start, end, end)
         for i in range(0, len(quarters), 2000):
-            hist.upsert(quarters[i:i + 2000], guard=False)
+            hist.insert_missing(quarters[i:i + 2000])
         stream = CandleStore(db, STREAMING_1M)
         stream.ensure_indexes()
         minute = now - now % 60_000

@@ -20,12 +20,16 @@ from typing import Any, Protocol
 from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
-from cryptobot_core.errors import StoreError, ValidationError
+from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dt_to_ms, ms_to_dt
-from cryptobot_core.store import HISTORICAL_15M, CandleStore, store_errors
+from cryptobot_core.store import (
+    HISTORICAL_15M,
+    CandleStore,
+    insert_ignoring_duplicates,
+    store_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,34 +273,14 @@ def _stored_keys(
         }
 
 
-def _insert_new(coll: Collection[dict[str, Any]], docs: list[dict[str, Any]]) -> int:
-    """Insert ``docs``; a key another writer inserted meanwhile counts as already stored."""
-    if not docs:
-        return 0
-    try:
-        with store_errors(f"writing {len(docs)} documents to {coll.name}"):
-            return len(coll.insert_many(docs, ordered=False).inserted_ids)
-    except StoreError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, BulkWriteError):
-            errors = cause.details.get("writeErrors", [])
-            if errors and all(e.get("code") == 11000 for e in errors):
-                return int(cause.details.get("nInserted", len(docs) - len(errors)))
-        raise
-
-
 def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWrite:
     """Insert the batch's candles once (never rewriting) and record its gaps.
 
-    Idempotent per partition: the candles already stored for the batch's span are read
-    (one indexed range read per symbol) and only the others are inserted, so a re-run
-    changes nothing; the unique (symbol, open_time) index turns a concurrent writer's
-    insert into "already stored", never a duplicate. Plain inserts, not upserts: history
-    is final data, and an insert costs about a third of an upsert on SecantusDB.
-    A gap the exchange has since filled is removed, a new one added, an old one kept.
+    Idempotent per partition: ``CandleStore.insert_missing`` adds only the candles not stored
+    yet, so a re-run changes nothing. A gap the exchange has since filled is removed, a new one added, an old one kept.
     Needs :func:`ensure_history_indexes` once beforehand (the IO manager does it per run).
     """
-    candles_coll, gaps_coll = db[HISTORICAL_15M], db[HISTORY_GAPS_15M]
+    candles, gaps_coll = CandleStore(db, HISTORICAL_15M), db[HISTORY_GAPS_15M]
     now = datetime.now(UTC)
     inserted = present = 0
     by_symbol: dict[str, list[DayFetch]] = defaultdict(list)
@@ -304,11 +288,9 @@ def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWri
         by_symbol[day.symbol].append(day)
     for symbol, days in sorted(by_symbol.items()):
         span_days = [d.day for d in days]
-        stored = _stored_keys(candles_coll, symbol, span_days)
-        fresh = [c.to_document(ingested_at=now) for d in days for c in d.candles
-                 if c.open_time not in stored]
-        present += sum(len(d.candles) for d in days) - len(fresh)
-        inserted += _insert_new(candles_coll, fresh)
+        written = candles.insert_missing([c for d in days for c in d.candles])
+        inserted += written.inserted
+        present += written.unchanged
         # Gap records: one read for the span, then only the differences are written.
         recorded = _stored_keys(gaps_coll, symbol, span_days)
         wanted = {g.open_time: g for d in days for g in d.gaps}
@@ -319,7 +301,7 @@ def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWri
                 gaps_coll.delete_many({"_id": {"$in": stale}})
         new_gaps = [{**g.to_document(), "detected_at": now}
                     for t, g in sorted(wanted.items()) if t not in recorded]
-        _insert_new(gaps_coll, new_gaps)
+        insert_ignoring_duplicates(gaps_coll, new_gaps)
     return HistoryWrite(inserted, present, len(batch.gaps))
 
 

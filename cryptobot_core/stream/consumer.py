@@ -255,7 +255,7 @@ class StreamConsumer:
         try:
             while True:
                 try:
-                    result = self.store.upsert(candles, guard=True)
+                    result = self.store.upsert(candles)
                     self._record_dead_letters(dead)
                     self.stats.candles_written += len(candles)
                     self.stats.inserted += result.inserted

@@ -116,7 +116,7 @@ def repair(
             for lo, hi in spans(holes):
                 candles = [c.with_source(Source.REPAIR) for c in rest.klines(symbol, M1, lo, hi)
                            if c.is_closed]
-                store.upsert(candles, guard=True)
+                store.upsert(candles)
                 written += len(candles)
             report.repaired[symbol] = written
             report.unavailable[symbol] = len(holes) - written

@@ -63,7 +63,7 @@ def seed(db: Database[dict[str, Any]], mkt: Market) -> None:
     history = CandleStore(db, HISTORICAL_15M)
     history.ensure_indexes()
     for symbol in SYMBOLS:
-        history.upsert(klines(mkt, symbol, Interval.M15, HISTORY_START, HISTORY_END), guard=False)
+        history.insert_missing(klines(mkt, symbol, Interval.M15, HISTORY_START, HISTORY_END))
     stream = CandleStore(db, STREAMING_1M)
     stream.ensure_indexes()
     minutes = [

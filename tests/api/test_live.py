@@ -107,7 +107,7 @@ def test_store_down_gives_503_then_the_api_recovers(tmp_path: Path) -> None:
     day = seed.klines(seed.market(), "BTCUSDT", Interval.M15, seed.HISTORY_START,
                       seed.HISTORY_START + 86_400_000)
     mongo: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
-    CandleStore(mongo[settings.database], HISTORICAL_15M).upsert(day, guard=False)
+    CandleStore(mongo[settings.database], HISTORICAL_15M).insert_missing(day)
     mongo.close()
     params = {"start": seed.HISTORY_START, "limit": 10}
     try:

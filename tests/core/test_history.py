@@ -231,12 +231,12 @@ def test_freshness_wants_yesterday_for_every_symbol(mongo_db: Database[dict[str,
 def test_a_concurrent_insert_of_the_same_key_counts_as_already_stored(
     mongo_db: Database[dict[str, Any]],
 ) -> None:
-    from cryptobot_core.history import _insert_new
+    from cryptobot_core.store import insert_ignoring_duplicates
 
     ensure_history_indexes(mongo_db)
     coll = mongo_db[HISTORICAL_15M]
     times = expected_open_times(DAY)
     docs = [candle("BTCUSDT", t).to_document() for t in times[:3]]
     coll.insert_one(dict(docs[1]))  # another writer got there first
-    assert _insert_new(coll, [dict(d) for d in docs]) == 2
+    assert insert_ignoring_duplicates(coll, [dict(d) for d in docs]) == 2
     assert coll.count_documents({}) == 3

@@ -144,7 +144,7 @@ def query(mongo_db: Any) -> MarketQuery:
     history.ensure_indexes()
     quarters = MARKET.klines("BTCUSDT", Interval.M15, T0, T0 + 2 * 86_400_000 - 1, 1000,
                              now_ms=T0 + 3 * 86_400_000)
-    history.upsert([q for q in quarters if q.open_ms != T0 + 900_000 * 10], guard=False)
+    history.insert_missing([q for q in quarters if q.open_ms != T0 + 900_000 * 10])
     stream = CandleStore(mongo_db, STREAMING_1M)
     stream.ensure_indexes()
     start = T0 + 2 * 86_400_000

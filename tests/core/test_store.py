@@ -54,3 +54,15 @@ def test_find_range_is_half_open_and_ordered(mongo_db):
     start = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
     got = store.find("BTCUSDT", start, start + timedelta(minutes=2))
     assert [c.open_time.minute for c in got] == [1, 2]
+
+
+def test_insert_missing_adds_only_new_candles_and_never_rewrites(mongo_db):
+    store = CandleStore(mongo_db, STREAMING_1M)
+    store.ensure_indexes()
+    first = store.insert_missing([_candle(m, close="100.00000000", event_s=59, closed=True) for m in (0, 1)])
+    changed = _candle(1, close="999.00000000", event_s=70, closed=True)
+    again = store.insert_missing([changed, _candle(2, close="100.00000000", event_s=59, closed=True)])
+    assert (first.inserted, first.unchanged) == (2, 0)
+    assert (again.inserted, again.unchanged) == (1, 1)
+    assert [c.close for c in store.find("BTCUSDT")] == [Decimal("100.00000000")] * 3
+    assert mongo_db[STREAMING_1M].count_documents({}) == 3

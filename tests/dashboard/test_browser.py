@@ -70,7 +70,7 @@ def _fill_store(settings: Settings, mongo_db: Any, now: datetime) -> None:
     history.ensure_indexes()
     candles = fetch(Interval.M15, start_15m, end_15m)
     assert candles, "the simulator returned no 15m candles"
-    history.upsert(candles, guard=False)
+    history.insert_missing(candles)
     stream = CandleStore(mongo_db, STREAMING_1M)
     stream.ensure_indexes()
     now_ms = dt_to_ms(now)

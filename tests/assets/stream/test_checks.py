@@ -31,7 +31,7 @@ def _load(sim: SimulatorServer, mongo_db: Any, *, tamper: bool) -> None:
     quarters = sim.market.klines("BTCUSDT", Interval.M15, DAY0, DAY0 + 45 * 60_000 - 1,
                                  now_ms=DAY0 + 86_400_000)
     assert len(quarters) == 3
-    CandleStore(mongo_db, HISTORICAL_15M).upsert(quarters, guard=False)
+    CandleStore(mongo_db, HISTORICAL_15M).insert_missing(quarters)
 
 
 def _run(settings: Settings) -> dg.AssetCheckResult:
