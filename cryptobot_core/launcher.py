@@ -263,19 +263,16 @@ def plan(settings: Settings, skip: Iterable[str] = ()) -> list[ServiceSpec]:
         port = settings.mongo_port
         specs.append(ServiceSpec(
             name="store", title="document store (SecantusDB)",
-            argv=(py, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-                  "--storage-path", str(data_dir / "mongo")),
+            argv=tuple(services.secantus_argv(port, data_dir / "mongo")),
             port=port, port_var="CRYPTOBOT_MONGO_PORT", health_url="",
             url=settings.effective_mongo_uri, startup_timeout=90, stop_timeout=20,
             prepare=lambda: (data_dir / "mongo").mkdir(parents=True, exist_ok=True),
         ))
     if settings.kafka_bootstrap_servers is None and "broker" not in skip:
         port = settings.kafka_port
-        listener = f"tcp://127.0.0.1:{port}"
         specs.append(ServiceSpec(
             name="broker", title="broker (Tansu)",
-            argv=(services.tansu_binary(), "broker", "--listener-url", listener,
-                  "--advertised-listener-url", listener),
+            argv=tuple(services.tansu_argv(port)),
             port=port, port_var="CRYPTOBOT_KAFKA_PORT", health_url="",
             url=settings.effective_kafka_bootstrap, startup_timeout=60,
         ))

@@ -176,6 +176,18 @@ def mongo_ping(uri: str, timeout_ms: int = 500) -> bool:
         client.close()
 
 
+def secantus_argv(port: int, storage: Path | str) -> list[str]:
+    """Command line of SecantusDB on 127.0.0.1:port with its data in ``storage``."""
+    return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", str(storage)]
+
+
+def tansu_argv(port: int) -> list[str]:
+    """Command line of the Tansu broker listening (and advertised) on 127.0.0.1:port."""
+    url = f"tcp://127.0.0.1:{port}"
+    return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
 def secantus(port: int, storage: Path | str, log_path: Path) -> ManagedProcess:
     """SecantusDB (MongoDB wire protocol) on 127.0.0.1:port; ``storage`` may be ':memory:'."""
     if str(storage) != ":memory:":
@@ -183,8 +195,7 @@ def secantus(port: int, storage: Path | str, log_path: Path) -> ManagedProcess:
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     return ManagedProcess(
         name="document store (SecantusDB)",
-        argv=[sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-              "--storage-path", str(storage)],
+        argv=secantus_argv(port, storage),
         log_path=log_path,
         healthy=lambda: mongo_ping(uri),
         port=port,
@@ -204,10 +215,9 @@ def tansu_binary() -> str:
 
 def tansu(port: int, log_path: Path) -> ManagedProcess:
     """Tansu (Kafka protocol, in-memory storage) on 127.0.0.1:port."""
-    url = f"tcp://127.0.0.1:{port}"
     return ManagedProcess(
         name="broker (Tansu)",
-        argv=[tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        argv=tansu_argv(port),
         log_path=log_path,
         healthy=lambda: port_open(port),
         port=port,
