@@ -21,6 +21,7 @@ up: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy cryptobot_core
 
 test: install lint browser-deps

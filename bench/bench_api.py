@@ -104,24 +104,44 @@ def main() -> None:
         t0 = time.perf_counter()
         quarters = klines(mkt, Interval.M15, start, end, end)
         for i in range(0, len(quarters), 2000):
-            hist.insert_missing(quarters[i:i + 2000])
+            hist.insert_missing(quarters[i : i + 2000])
         stream = CandleStore(db, STREAMING_1M)
         stream.ensure_indexes()
         minute = now - now % 60_000
         stream.upsert(klines(mkt, Interval.M1, minute - 2 * 3_600_000, minute + 60_000, now))
-        print(f"seeded {len(quarters)} 15m + 121 1m candles in {time.perf_counter() - t0:.1f}s",
-              file=sys.stderr)
+        print(
+            f"seeded {len(quarters)} 15m + 121 1m candles in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+        )
 
-        env = {**os.environ, "CRYPTOBOT_MONGO_URI": uri, "CRYPTOBOT_MONGO_DB": "bench",
-               "CRYPTOBOT_EXCHANGE": "sim", "CRYPTOBOT_SYMBOLS": SYMBOL,
-               # 20 clients each reading 17k candles queue up on one SecantusDB; the raw
-               # side has no socket timeout, so give the API a long one too (6 x 20 s).
-               "CRYPTOBOT_MONGO_TIMEOUT_MS": "20000"}
+        env = {
+            **os.environ,
+            "CRYPTOBOT_MONGO_URI": uri,
+            "CRYPTOBOT_MONGO_DB": "bench",
+            "CRYPTOBOT_EXCHANGE": "sim",
+            "CRYPTOBOT_SYMBOLS": SYMBOL,
+            # 20 clients each reading 17k candles queue up on one SecantusDB; the raw
+            # side has no socket timeout, so give the API a long one too (6 x 20 s).
+            "CRYPTOBOT_MONGO_TIMEOUT_MS": "20000",
+        }
         api = services.ManagedProcess(
-            name="api", argv=[sys.executable, "-m", "uvicorn", "cryptobot_api.main:app",
-                              "--host", "127.0.0.1", "--port", str(api_port),
-                              "--log-level", "warning", "--no-access-log"],
-            log_path=tmp / "api.log", env=env, port=api_port,
+            name="api",
+            argv=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "cryptobot_api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            log_path=tmp / "api.log",
+            env=env,
+            port=api_port,
             healthy=lambda: services.port_open(api_port),
             cwd=Path(__file__).resolve().parents[1],
         ).start()
@@ -139,6 +159,7 @@ def main() -> None:
                 resp = http[i].get(path, params=params)
                 resp.raise_for_status()
                 return resp.json()
+
             return call
 
         def raw_latest(_: int) -> Any:
@@ -148,17 +169,31 @@ def main() -> None:
 
         week = (end - 7 * DAY, end)
         cases = [
-            ("1 week of 15m (672)", 2,
-             api_get(f"/candles/{SYMBOL}", {"interval": "15m", "start": week[0], "end": week[1],
-                                            "limit": 1000}), raw_range(*week)),
-            (f"{args.months} months of 15m ({len(quarters)})", 1,
-             api_get(f"/candles/{SYMBOL}", {"interval": "15m", "start": start, "end": end,
-                                            "limit": 20000}), raw_range(start, end)),
-            (f"{args.months} months resampled to 1d", 1,
-             api_get(f"/candles/{SYMBOL}", {"interval": "1d", "start": start, "end": end}),
-             raw_range(start, end)),
-            ("latest 1m", 10, api_get(f"/candles/{SYMBOL}/latest", {"interval": "1m"}),
-             raw_latest),
+            (
+                "1 week of 15m (672)",
+                2,
+                api_get(
+                    f"/candles/{SYMBOL}",
+                    {"interval": "15m", "start": week[0], "end": week[1], "limit": 1000},
+                ),
+                raw_range(*week),
+            ),
+            (
+                f"{args.months} months of 15m ({len(quarters)})",
+                1,
+                api_get(
+                    f"/candles/{SYMBOL}",
+                    {"interval": "15m", "start": start, "end": end, "limit": 20000},
+                ),
+                raw_range(start, end),
+            ),
+            (
+                f"{args.months} months resampled to 1d",
+                1,
+                api_get(f"/candles/{SYMBOL}", {"interval": "1d", "start": start, "end": end}),
+                raw_range(start, end),
+            ),
+            ("latest 1m", 10, api_get(f"/candles/{SYMBOL}/latest", {"interval": "1m"}), raw_latest),
         ]
         latest_api, latest_raw = cases[-1][2], cases[-1][3]
         # Sanity: both sides return the same number of rows.
@@ -178,18 +213,24 @@ def main() -> None:
         rows.append(("latest 1m, 1 client", run(1, 200, latest_api), run(1, 200, latest_raw)))
         push = measure_push(base, stream, stream_coll, mkt, minute)
         print(f"\n{args.clients} concurrent clients; latency in ms; ratio = API / raw pymongo\n")
-        print("| query | API p50 | API p99 | API req/s | raw p50 | raw p99 | raw req/s "
-              "| p50 ratio | p99 ratio | req/s ratio (raw/API) |")
+        print(
+            "| query | API p50 | API p99 | API req/s | raw p50 | raw p99 | raw req/s "
+            "| p50 ratio | p99 ratio | req/s ratio (raw/API) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name, a, r in rows:
-            print(f"| {name} | {a['p50']:.1f} | {a['p99']:.1f} | {a['rps']:.1f} | {r['p50']:.1f} "
-                  f"| {r['p99']:.1f} | {r['rps']:.1f} | {a['p50'] / r['p50']:.2f} "
-                  f"| {a['p99'] / r['p99']:.2f} | {r['rps'] / a['rps']:.2f} |")
-        print(f"\nlive push, write -> event received (ms), {len(push['sse'])} writes: "
-              f"SSE p50 {statistics.median(push['sse']):.0f}, max {max(push['sse']):.0f}; "
-              f"raw change stream p50 {statistics.median(push['watch']):.0f}, "
-              f"max {max(push['watch']):.0f}; p50 ratio "
-              f"{statistics.median(push['sse']) / max(statistics.median(push['watch']), 0.01):.1f}")
+            print(
+                f"| {name} | {a['p50']:.1f} | {a['p99']:.1f} | {a['rps']:.1f} | {r['p50']:.1f} "
+                f"| {r['p99']:.1f} | {r['rps']:.1f} | {a['p50'] / r['p50']:.2f} "
+                f"| {a['p99'] / r['p99']:.2f} | {r['rps'] / a['rps']:.2f} |"
+            )
+        print(
+            f"\nlive push, write -> event received (ms), {len(push['sse'])} writes: "
+            f"SSE p50 {statistics.median(push['sse']):.0f}, max {max(push['sse']):.0f}; "
+            f"raw change stream p50 {statistics.median(push['watch']):.0f}, "
+            f"max {max(push['watch']):.0f}; p50 ratio "
+            f"{statistics.median(push['sse']) / max(statistics.median(push['watch']), 0.01):.1f}"
+        )
         for client in http:
             client.close()
     finally:
@@ -198,8 +239,9 @@ def main() -> None:
         store.stop()
 
 
-def measure_push(base: str, stream: CandleStore, coll: Any, mkt: Market,
-                 minute: int) -> dict[str, list[float]]:
+def measure_push(
+    base: str, stream: CandleStore, coll: Any, mkt: Market, minute: int
+) -> dict[str, list[float]]:
     """Delay from an upsert to the SSE event, next to a raw change stream on the same writes."""
     sse: list[float] = []
     watch: list[float] = []
@@ -218,9 +260,10 @@ def measure_push(base: str, stream: CandleStore, coll: Any, mkt: Market,
     thread = threading.Thread(target=watcher, daemon=True)
     thread.start()
     time.sleep(1)
-    with httpx.Client(base_url=base, timeout=30) as client, client.stream(
-        "GET", f"/stream/{SYMBOL}"
-    ) as resp:
+    with (
+        httpx.Client(base_url=base, timeout=30) as client,
+        client.stream("GET", f"/stream/{SYMBOL}") as resp,
+    ):
         lines = resp.iter_lines()
         for i in range(1, 11):
             t = minute + 60_000 * i

@@ -57,7 +57,13 @@ def sequential(url: str, symbols: list[str], iv: Interval, start: int, end: int)
             while cursor < end:
                 resp = http.get(
                     "/api/v3/klines",
-                    params={"symbol": symbol, "interval": iv.value, "startTime": cursor, "endTime": end - 1, "limit": 1000},
+                    params={
+                        "symbol": symbol,
+                        "interval": iv.value,
+                        "startTime": cursor,
+                        "endTime": end - 1,
+                        "limit": 1000,
+                    },
                 )
                 requests += 1
                 resp.raise_for_status()
@@ -70,7 +76,9 @@ def sequential(url: str, symbols: list[str], iv: Interval, start: int, end: int)
     return n, requests
 
 
-def concurrent(url: str, symbols: list[str], iv: Interval, start: int, end: int, workers: int) -> tuple[int, int, int]:
+def concurrent(
+    url: str, symbols: list[str], iv: Interval, start: int, end: int, workers: int
+) -> tuple[int, int, int]:
     """BinanceClient.klines_many; returns (candles, requests, max weight reserved in a window)."""
     with BinanceClient(url, timeout_s=30) as client:
         got = client.klines_many([(s, iv, start, end) for s in symbols], max_workers=workers)
@@ -88,7 +96,10 @@ def main() -> None:
     args = ap.parse_args()
 
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(args.latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(args.latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdin is not None and child.stdout is not None
     try:
@@ -117,7 +128,12 @@ def main() -> None:
             ours.append(time.perf_counter() - t)
             cpu["ours"] = time.process_time() - c
             assert n_ours == n_base, f"different results: {n_ours} vs {n_base}"
-            results = {"candles": n_ours, "req_base": req_base, "req_ours": req_ours, "max_reserved": max_reserved}
+            results = {
+                "candles": n_ours,
+                "req_base": req_base,
+                "req_ours": req_ours,
+                "max_reserved": max_reserved,
+            }
 
         child.stdin.write("stats\n")
         child.stdin.flush()
@@ -129,18 +145,32 @@ def main() -> None:
 
     b, o = min(base), min(ours)
     weights = stats["weight_by_minute"].values()
-    print(f"# bench_client: {len(symbols)} symbols x {args.days} days of 15m, {args.latency * 1000:.0f} ms latency\n")
+    print(
+        f"# bench_client: {len(symbols)} symbols x {args.days} days of 15m, {args.latency * 1000:.0f} ms latency\n"
+    )
     print(f"| contender | wall time (best of {args.passes}) | requests | requests/s |")
     print("|---|---|---|---|")
-    print(f"| sequential page loop (baseline) | {b:.2f} s | {results['req_base']} | {results['req_base'] / b:.1f} |")
-    print(f"| BinanceClient.klines_many ({args.workers} workers) | {o:.2f} s | {results['req_ours']} | {results['req_ours'] / o:.1f} |")
+    print(
+        f"| sequential page loop (baseline) | {b:.2f} s | {results['req_base']} | {results['req_base'] / b:.1f} |"
+    )
+    print(
+        f"| BinanceClient.klines_many ({args.workers} workers) | {o:.2f} s | {results['req_ours']} | {results['req_ours'] / o:.1f} |"
+    )
     print()
-    print(f"- speed-up vs baseline: **{b / o:.1f}x** (all passes: baseline {[round(x, 2) for x in base]}, client {[round(x, 2) for x in ours]})")
-    print(f"- candles per run: {results['candles']}; client CPU time of the last pass: "
-          f"baseline {cpu['base']:.2f} s, client {cpu['ours']:.2f} s (the floor of the client's wall time)")
-    print(f"- 429 responses: {stats['responses'].get('429', 0)}, 418 responses: {stats['responses'].get('418', 0)}")
-    print(f"- weight used per minute (server, whole run incl. baseline): max {max(weights, default=0)} of 6000; "
-          f"client budget max reserved in a window: {results['max_reserved']}")
+    print(
+        f"- speed-up vs baseline: **{b / o:.1f}x** (all passes: baseline {[round(x, 2) for x in base]}, client {[round(x, 2) for x in ours]})"
+    )
+    print(
+        f"- candles per run: {results['candles']}; client CPU time of the last pass: "
+        f"baseline {cpu['base']:.2f} s, client {cpu['ours']:.2f} s (the floor of the client's wall time)"
+    )
+    print(
+        f"- 429 responses: {stats['responses'].get('429', 0)}, 418 responses: {stats['responses'].get('418', 0)}"
+    )
+    print(
+        f"- weight used per minute (server, whole run incl. baseline): max {max(weights, default=0)} of 6000; "
+        f"client budget max reserved in a window: {results['max_reserved']}"
+    )
 
 
 if __name__ == "__main__":

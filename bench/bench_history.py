@@ -71,15 +71,21 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-history-"))
     port = services.free_port()
     store = services.secantus(port, ":memory:", work / "secantus.log").start()
-    sim = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert sim.stdout is not None
         sim_port = json.loads(sim.stdout.readline())["port"]
         uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         settings = load_settings(
-            mongo_uri=uri, mongo_db="bench", exchange="sim", sim_port=sim_port,
-            history_start_date=first, spark_master=args.spark_master, symbols=symbols,
+            mongo_uri=uri,
+            mongo_db="bench",
+            exchange="sim",
+            sim_port=sim_port,
+            history_start_date=first,
+            spark_master=args.spark_master,
+            symbols=symbols,
         )
         defs = build_defs(settings)
         (work / "dagster").mkdir()
@@ -87,7 +93,11 @@ def main() -> None:
         instance.add_dynamic_partitions("symbols", symbols)
         klines = defs.get_assets_def(KLINES_KEY)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        runs = [range_tags(s, a, b) for s in symbols for a, b in contiguous_ranges(days, MAX_DAYS_PER_RUN)]
+        runs = [
+            range_tags(s, a, b)
+            for s in symbols
+            for a, b in contiguous_ranges(days, MAX_DAYS_PER_RUN)
+        ]
 
         t0 = time.perf_counter()
         for tags in runs:
@@ -112,13 +122,27 @@ def main() -> None:
             sym = tags[RANGE_START_TAG].split("|")[1]
             lo = tags[RANGE_START_TAG].split("|")[0]
             hi = tags[RANGE_END_TAG].split("|")[0]
-            batches.append([d for d in docs if d["symbol"] == sym
-                            and lo <= d["open_time"].date().isoformat() <= hi])
+            batches.append(
+                [
+                    d
+                    for d in docs
+                    if d["symbol"] == sym and lo <= d["open_time"].date().isoformat() <= hi
+                ]
+            )
         coll = fresh("baseline_upsert")
         t0 = time.perf_counter()
         for batch in batches:
-            coll.bulk_write([UpdateOne({"symbol": d["symbol"], "open_time": d["open_time"]},
-                                       {"$setOnInsert": d}, upsert=True) for d in batch], ordered=False)
+            coll.bulk_write(
+                [
+                    UpdateOne(
+                        {"symbol": d["symbol"], "open_time": d["open_time"]},
+                        {"$setOnInsert": d},
+                        upsert=True,
+                    )
+                    for d in batch
+                ],
+                ordered=False,
+            )
         upsert_s = time.perf_counter() - t0
         coll = fresh("baseline_insert")
         t0 = time.perf_counter()
@@ -134,8 +158,10 @@ def main() -> None:
         spark_start_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = dg.materialize(
-            [defs.get_assets_def(FEATURES_KEY), klines], selection=[FEATURES_KEY],
-            instance=instance, resources=defs.resources,
+            [defs.get_assets_def(FEATURES_KEY), klines],
+            selection=[FEATURES_KEY],
+            instance=instance,
+            resources=defs.resources,
             tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         )
         assert res.success
@@ -143,23 +169,30 @@ def main() -> None:
         feature_rows = db[FEATURES_15M].count_documents({})
         client.close()
         total_features_s = spark_start_s + features_s
-        print(json.dumps({
-            "partitions": len(days) * len(symbols),
-            "runs": len(runs),
-            "candles": n,
-            "dagster_backfill_s": round(backfill_s, 2),
-            "dagster_candles_per_s": round(n / backfill_s),
-            "raw_upsert_bulk_write_s": round(upsert_s, 2),
-            "raw_upsert_candles_per_s": round(n / upsert_s),
-            "ratio_vs_upsert_bulk_write": round(upsert_s / backfill_s, 3),
-            "raw_insert_bulk_write_s": round(insert_s, 2),
-            "ratio_vs_insert_bulk_write": round(insert_s / backfill_s, 3),
-            "feature_rows": feature_rows,
-            "spark_start_s": round(spark_start_s, 2),
-            "features_run_s": round(features_s, 2),
-            "features_s_per_10k_candles": round(total_features_s / feature_rows * 10_000, 2),
-            "spark_start_share": round(spark_start_s / total_features_s, 3),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "partitions": len(days) * len(symbols),
+                    "runs": len(runs),
+                    "candles": n,
+                    "dagster_backfill_s": round(backfill_s, 2),
+                    "dagster_candles_per_s": round(n / backfill_s),
+                    "raw_upsert_bulk_write_s": round(upsert_s, 2),
+                    "raw_upsert_candles_per_s": round(n / upsert_s),
+                    "ratio_vs_upsert_bulk_write": round(upsert_s / backfill_s, 3),
+                    "raw_insert_bulk_write_s": round(insert_s, 2),
+                    "ratio_vs_insert_bulk_write": round(insert_s / backfill_s, 3),
+                    "feature_rows": feature_rows,
+                    "spark_start_s": round(spark_start_s, 2),
+                    "features_run_s": round(features_s, 2),
+                    "features_s_per_10k_candles": round(
+                        total_features_s / feature_rows * 10_000, 2
+                    ),
+                    "spark_start_share": round(spark_start_s / total_features_s, 3),
+                },
+                indent=2,
+            )
+        )
     finally:
         if sim.stdin:
             sim.stdin.close()

@@ -71,12 +71,19 @@ class Stack:
         tag = uuid.uuid4().hex[:6]
         self.settings: Settings = load_settings(
             mongo_uri=f"mongodb://127.0.0.1:{mport}/?directConnection=true",
-            mongo_db=f"bench_{tag}", exchange="sim", kafka_bootstrap_servers=f"127.0.0.1:{kport}",
-            kafka_topic=f"bench-{tag}", kafka_dead_letter_topic=f"bench-{tag}.dl",
-            kafka_consumer_group=f"bench-{tag}", symbols=symbols, data_dir=work / ".cryptobot",
+            mongo_db=f"bench_{tag}",
+            exchange="sim",
+            kafka_bootstrap_servers=f"127.0.0.1:{kport}",
+            kafka_topic=f"bench-{tag}",
+            kafka_dead_letter_topic=f"bench-{tag}.dl",
+            kafka_consumer_group=f"bench-{tag}",
+            symbols=symbols,
+            data_dir=work / ".cryptobot",
             sim_port=sim_port or 9443,
         )
-        self.client: MongoClient[dict[str, Any]] = MongoClient(self.settings.effective_mongo_uri, tz_aware=True)
+        self.client: MongoClient[dict[str, Any]] = MongoClient(
+            self.settings.effective_mongo_uri, tz_aware=True
+        )
         self.db = self.client[self.settings.database]
         CandleStore(self.db, STREAMING_1M).ensure_indexes()
         kafka_util.ensure_topics(self.settings)
@@ -84,20 +91,31 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         s = self.settings
-        return {**os.environ,
-                "CRYPTOBOT_MONGO_URI": s.effective_mongo_uri, "CRYPTOBOT_MONGO_DB": s.mongo_db,
-                "CRYPTOBOT_EXCHANGE": "sim", "CRYPTOBOT_KAFKA_BOOTSTRAP_SERVERS": s.effective_kafka_bootstrap,
-                "CRYPTOBOT_KAFKA_TOPIC": s.kafka_topic, "CRYPTOBOT_KAFKA_DEAD_LETTER_TOPIC": s.kafka_dead_letter_topic,
-                "CRYPTOBOT_KAFKA_CONSUMER_GROUP": s.kafka_consumer_group,
-                "CRYPTOBOT_SYMBOLS": ",".join(s.symbols), "CRYPTOBOT_SIM_PORT": str(s.sim_port),
-                "CRYPTOBOT_DATA_DIR": str(s.data_dir), "CRYPTOBOT_LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT)}
+        return {
+            **os.environ,
+            "CRYPTOBOT_MONGO_URI": s.effective_mongo_uri,
+            "CRYPTOBOT_MONGO_DB": s.mongo_db,
+            "CRYPTOBOT_EXCHANGE": "sim",
+            "CRYPTOBOT_KAFKA_BOOTSTRAP_SERVERS": s.effective_kafka_bootstrap,
+            "CRYPTOBOT_KAFKA_TOPIC": s.kafka_topic,
+            "CRYPTOBOT_KAFKA_DEAD_LETTER_TOPIC": s.kafka_dead_letter_topic,
+            "CRYPTOBOT_KAFKA_CONSUMER_GROUP": s.kafka_consumer_group,
+            "CRYPTOBOT_SYMBOLS": ",".join(s.symbols),
+            "CRYPTOBOT_SIM_PORT": str(s.sim_port),
+            "CRYPTOBOT_DATA_DIR": str(s.data_dir),
+            "CRYPTOBOT_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
 
     def start(self, role: str) -> subprocess.Popen[bytes]:
         verb = {"producer": "produce", "consumer": "consume"}[role]
         log = open(self.work / f"{role}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "cryptobot_core.stream", verb],
-                                env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cryptobot_core.stream", verb],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs[role] = proc
         return proc
 
@@ -138,7 +156,9 @@ class Watcher:
         self.thread.start()
 
     def _run(self) -> None:
-        with self._db[STREAMING_1M].watch(full_document="updateLookup", max_await_time_ms=200) as stream:
+        with self._db[STREAMING_1M].watch(
+            full_document="updateLookup", max_await_time_ms=200
+        ) as stream:
             while not self._stop.is_set():
                 change = stream.try_next()
                 if change is None:
@@ -157,12 +177,27 @@ def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
     """Docs/s of a raw pymongo bulk upsert (UpdateOne $set, upsert) on the same store."""
     coll = db[f"baseline_{uuid.uuid4().hex[:6]}"]
     coll.create_index([("symbol", 1), ("open_time", 1)], unique=True)
-    docs = [{"symbol": f"B{i % 400:03d}USDT", "open_time": ms_to_dt(1_700_000_000_000 + (i // 400) * 60_000),
-             "close": "1.0", "volume": "2.0", "trades": i} for i in range(n)]
+    docs = [
+        {
+            "symbol": f"B{i % 400:03d}USDT",
+            "open_time": ms_to_dt(1_700_000_000_000 + (i // 400) * 60_000),
+            "close": "1.0",
+            "volume": "2.0",
+            "trades": i,
+        }
+        for i in range(n)
+    ]
     t = time.perf_counter()
     for i in range(0, n, 1000):
-        coll.bulk_write([UpdateOne({"symbol": d["symbol"], "open_time": d["open_time"]}, {"$set": d},
-                                   upsert=True) for d in docs[i:i + 1000]], ordered=False)
+        coll.bulk_write(
+            [
+                UpdateOne(
+                    {"symbol": d["symbol"], "open_time": d["open_time"]}, {"$set": d}, upsert=True
+                )
+                for d in docs[i : i + 1000]
+            ],
+            ordered=False,
+        )
     rate = n / (time.perf_counter() - t)
     coll.drop()
     return rate
@@ -172,10 +207,23 @@ class SimProcess:
     """bench/sim_server.py in its own process, so the simulator gets its own CPU time."""
 
     def __init__(self, symbols: int, update_s: float, fast: bool = False) -> None:
-        argv = ([sys.executable, str(ROOT / "bench" / "fast_ws.py"), "--rate-per-symbol",
-                 str(1 / update_s)] if fast else
-                [sys.executable, str(ROOT / "bench" / "sim_server.py"), "--symbols", str(symbols),
-                 "--update-s", str(update_s)])
+        argv = (
+            [
+                sys.executable,
+                str(ROOT / "bench" / "fast_ws.py"),
+                "--rate-per-symbol",
+                str(1 / update_s),
+            ]
+            if fast
+            else [
+                sys.executable,
+                str(ROOT / "bench" / "sim_server.py"),
+                "--symbols",
+                str(symbols),
+                "--update-s",
+                str(update_s),
+            ]
+        )
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.port = int(json.loads(self.proc.stdout.readline())["port"])
@@ -188,8 +236,14 @@ class SimProcess:
         return json.loads(lines[-1]) if lines else {}
 
 
-def run_live(symbols: int, seconds: float, update_s: float, work: Path, fast: bool = False,
-             watch: bool = True) -> dict[str, Any]:
+def run_live(
+    symbols: int,
+    seconds: float,
+    update_s: float,
+    work: Path,
+    fast: bool = False,
+    watch: bool = True,
+) -> dict[str, Any]:
     """Feed (simulator or fast_ws) → producer → Kafka → consumer → MongoDB for ``seconds``."""
     sim = SimProcess(symbols, update_s, fast)
     stack = Stack(work, [s.symbol for s in listings(symbols)], sim.port)
@@ -240,21 +294,32 @@ def run_live(symbols: int, seconds: float, update_s: float, work: Path, fast: bo
         first, last = M1.floor(wall0) + M1.ms, M1.floor(wall1)
         expected = len(M1.opens_between(first, last)) * symbols
         stored = stack.db[STREAMING_1M].count_documents(
-            {"open_time": {"$gte": ms_to_dt(first), "$lt": ms_to_dt(last)}, "is_closed": True})
+            {"open_time": {"$gte": ms_to_dt(first), "$lt": ms_to_dt(last)}, "is_closed": True}
+        )
         rate_in = (p1 - p0) / elapsed
         return {
-            "symbols": symbols, "seconds": round(elapsed, 1), "update_interval_s": update_s,
+            "symbols": symbols,
+            "seconds": round(elapsed, 1),
+            "update_interval_s": update_s,
             "feed": "bench/fast_ws.py" if fast else "simulator (bench/sim_server.py)",
             "feed_stats": sim_stats,
             "offered_msgs_per_s": round(rate_in, 1),
-            "producer_received": pstats.get("messages"), "producer_acked": pstats.get("acked"),
-            "producer_failed": pstats.get("failed"), "producer_spool_pending": pstats.get("spool_pending"),
-            "consumer_messages": cstats.get("messages"), "consumer_dead_letters": cstats.get("dead_letters"),
+            "producer_received": pstats.get("messages"),
+            "producer_acked": pstats.get("acked"),
+            "producer_failed": pstats.get("failed"),
+            "producer_spool_pending": pstats.get("spool_pending"),
+            "consumer_messages": cstats.get("messages"),
+            "consumer_dead_letters": cstats.get("dead_letters"),
             "loss_messages": (pstats.get("messages") or 0) - (cstats.get("messages") or 0),
-            "closed_minutes_expected": expected, "closed_minutes_stored": stored,
+            "closed_minutes_expected": expected,
+            "closed_minutes_stored": stored,
             "consumer_windows": len(windows),
-            "consumer_latency_p50_ms_median_window": statistics.median(w[0] for w in windows) if windows else None,
-            "consumer_latency_p99_ms_median_window": statistics.median(w[1] for w in windows) if windows else None,
+            "consumer_latency_p50_ms_median_window": statistics.median(w[0] for w in windows)
+            if windows
+            else None,
+            "consumer_latency_p99_ms_median_window": statistics.median(w[1] for w in windows)
+            if windows
+            else None,
             "consumer_latency_p99_ms_worst_window": max(w[1] for w in windows) if windows else None,
             "changestream_latency_samples": len(lat),
             "changestream_latency_p50_ms": round(pct(lat, 0.5), 1),
@@ -265,8 +330,10 @@ def run_live(symbols: int, seconds: float, update_s: float, work: Path, fast: bo
             "consumer_rate_msgs_per_s": round(rate_in, 1),
             "baseline_bulk_upsert_docs_per_s": round(base, 1),
             "consumer_rate_vs_baseline_ratio": round(rate_in / base, 3),
-            "sigterm_to_exit_s": {"producer": round(producer_stop_s, 2),
-                                  "consumer": round(consumer_stop_s, 2)},
+            "sigterm_to_exit_s": {
+                "producer": round(producer_stop_s, 2),
+                "consumer": round(consumer_stop_s, 2),
+            },
             "rss_mb_start": {k: round(v, 1) for k, v in rss0.items()},
             "rss_mb_end": {k: round(v, 1) for k, v in rss1.items()},
         }
@@ -282,10 +349,13 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
     try:
         from cryptobot_core.simulator import Market
 
-        market = Market(SimConfig(symbols=listings(symbols), clock=SimClock.fixed(1_767_312_000_000)))
+        market = Market(
+            SimConfig(symbols=listings(symbols), clock=SimClock.fixed(1_767_312_000_000))
+        )
         t0 = 1_767_225_600_000
-        producer = KafkaProducer(bootstrap_servers=stack.settings.effective_kafka_bootstrap,
-                                 acks="all", linger_ms=20)
+        producer = KafkaProducer(
+            bootstrap_servers=stack.settings.effective_kafka_bootstrap, acks="all", linger_ms=20
+        )
         n = 0
         for m in range(minutes):
             opens = t0 + m * M1.ms
@@ -297,7 +367,9 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
                     ev = final.to_ws_event()
                     ev["E"] = opens + sec * 1000 - (1 if sec == 60 else 0)
                     ev["k"]["x"] = sec == 60
-                    producer.send(stack.settings.kafka_topic, key=sym.encode(), value=encode_event(ev))
+                    producer.send(
+                        stack.settings.kafka_topic, key=sym.encode(), value=encode_event(ev)
+                    )
                     n += 1
         producer.flush()
         producer.close()
@@ -315,7 +387,9 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
         stack.stop("consumer")
         written = stack.stats("consumer").get("candles_written", 0)
         return {
-            "symbols": symbols, "backlog_minutes": minutes, "backlog_messages": n,
+            "symbols": symbols,
+            "backlog_minutes": minutes,
+            "backlog_messages": n,
             "drain_seconds_incl_start_and_group_join": round(drain, 2),
             "simulated_minutes_per_s": round(minutes / drain, 3),
             "messages_per_s": round(n / drain, 1),
@@ -338,8 +412,12 @@ def main() -> None:
     ap.add_argument("--symbols", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--minutes", type=int, default=10)
-    ap.add_argument("--feed", choices=["sim", "fast"], default="sim",
-                    help="sim: the project's simulator; fast: bench/fast_ws.py (constant prices)")
+    ap.add_argument(
+        "--feed",
+        choices=["sim", "fast"],
+        default="sim",
+        help="sim: the project's simulator; fast: bench/fast_ws.py (constant prices)",
+    )
     args = ap.parse_args()
     # Logs of the services and stream processes stay in this folder for inspection.
     work = Path(tempfile.mkdtemp(prefix=f"bench-stream-{args.which}-"))
@@ -348,8 +426,14 @@ def main() -> None:
         if args.which == "latency":
             out = run_live(args.symbols or 2, args.seconds or 60, 0.5, work, args.feed == "fast")
         elif args.which == "throughput":
-            out = run_live(args.symbols or 400, args.seconds or 300, 1.0, work, args.feed == "fast",
-                           watch=False)
+            out = run_live(
+                args.symbols or 400,
+                args.seconds or 300,
+                1.0,
+                work,
+                args.feed == "fast",
+                watch=False,
+            )
         else:
             out = run_catchup(args.symbols or 400, args.minutes, work)
     out["at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -30,7 +30,7 @@ from tests.dashboard.standin import StandIn  # noqa: E402
 
 # Set by dashboard/views/historical.py (importing a page module would run the page).
 RENDER_TIME_KEY = "_historical_render_s"
-BASELINE = '''
+BASELINE = """
 import plotly.graph_objects as go
 import streamlit as st
 from tests.dashboard.standin import candle
@@ -39,7 +39,7 @@ t0 = datetime(2026, 1, 1, tzinfo=UTC)
 rows = [candle(t0 + timedelta(seconds=14400 * i), 14400) for i in range(N)]
 st.plotly_chart(go.Figure(go.Scatter(x=[r["open_time"] for r in rows],
                                      y=[float(r["close"]) for r in rows])))
-'''
+"""
 
 
 def main() -> None:
@@ -83,15 +83,23 @@ def main() -> None:
         return statistics.median(xs)
 
     b = med(baselines)
-    print(f"6-month view ({args.days} days) drawn as {interval} candles (+ 15m features "
-          f"bucketed to {interval}); median of {args.repeat}, [first, max] in brackets")
+    print(
+        f"6-month view ({args.days} days) drawn as {interval} candles (+ 15m features "
+        f"bucketed to {interval}); median of {args.repeat}, [first, max] in brackets"
+    )
     print(f"  baseline: one bare Plotly line, same points : {b:.3f} s")
-    print(f"  render after the API answered (4 charts)    : {med(renders):.3f} s "
-          f"[{renders[0]:.3f}, {max(renders):.3f}]  ratio {med(renders) / b:.2f}x baseline")
-    print(f"  whole page run, API reads included          : {med(wholes):.3f} s "
-          f"[{wholes[0]:.3f}, {max(wholes):.3f}]  ratio {med(wholes) / b:.2f}x baseline")
-    print(f"  whole page run, API reads cached            : {med(warm):.3f} s "
-          f"[{warm[0]:.3f}, {max(warm):.3f}]  ratio {med(warm) / b:.2f}x baseline")
+    print(
+        f"  render after the API answered (4 charts)    : {med(renders):.3f} s "
+        f"[{renders[0]:.3f}, {max(renders):.3f}]  ratio {med(renders) / b:.2f}x baseline"
+    )
+    print(
+        f"  whole page run, API reads included          : {med(wholes):.3f} s "
+        f"[{wholes[0]:.3f}, {max(wholes):.3f}]  ratio {med(wholes) / b:.2f}x baseline"
+    )
+    print(
+        f"  whole page run, API reads cached            : {med(warm):.3f} s "
+        f"[{warm[0]:.3f}, {max(warm):.3f}]  ratio {med(warm) / b:.2f}x baseline"
+    )
 
 
 if __name__ == "__main__":

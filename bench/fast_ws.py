@@ -25,10 +25,25 @@ SENT = {"updates": 0, "finals": 0}
 
 def event(symbol: str, open_ms: int, now_ms: int, closed: bool) -> str:
     """One combined-stream kline frame."""
-    k = {"t": open_ms, "T": open_ms + 59_999, "s": symbol, "i": "1m", "f": 1, "L": 2,
-         "o": "100.00", "c": "100.50", "h": "101.00", "l": "99.50", "v": "12.50000",
-         "n": 42, "x": closed, "q": "1256.25000000", "V": "6.25000", "Q": "628.12500000",
-         "B": "0"}
+    k = {
+        "t": open_ms,
+        "T": open_ms + 59_999,
+        "s": symbol,
+        "i": "1m",
+        "f": 1,
+        "L": 2,
+        "o": "100.00",
+        "c": "100.50",
+        "h": "101.00",
+        "l": "99.50",
+        "v": "12.50000",
+        "n": 42,
+        "x": closed,
+        "q": "1256.25000000",
+        "V": "6.25000",
+        "Q": "628.12500000",
+        "B": "0",
+    }
     data = {"e": "kline", "E": now_ms, "s": symbol, "k": k}
     return json.dumps({"stream": f"{symbol.lower()}@kline_1m", "data": data}, separators=(",", ":"))
 
@@ -86,13 +101,22 @@ async def main() -> None:
     args = ap.parse_args()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with serve(lambda ws: handler(ws, args.rate_per_symbol), "127.0.0.1", 0,
-                     max_size=2**20, ping_interval=20) as server:
+    async with serve(
+        lambda ws: handler(ws, args.rate_per_symbol),
+        "127.0.0.1",
+        0,
+        max_size=2**20,
+        ping_interval=20,
+    ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(json.dumps({"port": port}), flush=True)
         await stop.wait()
-    print(json.dumps({"ws_messages_sent": SENT["updates"] + SENT["finals"], "ws_finals_sent": SENT["finals"]}),
-          flush=True)
+    print(
+        json.dumps(
+            {"ws_messages_sent": SENT["updates"] + SENT["finals"], "ws_finals_sent": SENT["finals"]}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

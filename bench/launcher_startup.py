@@ -30,8 +30,14 @@ SKIP = ["--skip", "api", "--skip", "dashboard"]
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT_")}
-    for name in ("MONGO_PORT", "KAFKA_PORT", "SIM_PORT", "DAGSTER_PORT", "API_PORT",
-                 "DASHBOARD_PORT"):
+    for name in (
+        "MONGO_PORT",
+        "KAFKA_PORT",
+        "SIM_PORT",
+        "DAGSTER_PORT",
+        "API_PORT",
+        "DASHBOARD_PORT",
+    ):
         env[f"CRYPTOBOT_{name}"] = str(services.free_port())
     env["CRYPTOBOT_DATA_DIR"] = str(data_dir)
     env["CRYPTOBOT_EXCHANGE"] = "sim"
@@ -41,11 +47,19 @@ def _env(data_dir: Path) -> dict[str, str]:
 def baseline(data_dir: Path) -> tuple[float, float]:
     """Seconds to start and to stop the bare services."""
     env = _env(data_dir)
-    overrides = {k.removeprefix("CRYPTOBOT_").lower(): v for k, v in env.items()
-                 if k.startswith("CRYPTOBOT_")}
+    overrides = {
+        k.removeprefix("CRYPTOBOT_").lower(): v
+        for k, v in env.items()
+        if k.startswith("CRYPTOBOT_")
+    }
     settings = launcher.stack_settings(load_settings(**overrides))
-    specs = [s for s in launcher.plan(settings.model_copy(
-        update={"mongo_uri": None, "kafka_bootstrap_servers": None}), ["api", "dashboard"])]
+    specs = [
+        s
+        for s in launcher.plan(
+            settings.model_copy(update={"mongo_uri": None, "kafka_bootstrap_servers": None}),
+            ["api", "dashboard"],
+        )
+    ]
     stack = launcher.Stack(settings, specs)
     began = time.perf_counter()
     stack.start()
@@ -61,8 +75,13 @@ def measured(data_dir: Path) -> tuple[float, float]:
     out = data_dir.with_suffix(".out")
     with open(out, "wb") as sink:
         began = time.perf_counter()
-        proc = subprocess.Popen([str(CRYPTOBOT), "up", *SKIP], env=env, stdout=sink,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(CRYPTOBOT), "up", *SKIP],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         while "CryptoBot is up" not in out.read_text(errors="replace"):
             if proc.poll() is not None:
                 raise SystemExit(f"cryptobot up failed:\n{out.read_text()}")

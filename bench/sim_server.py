@@ -1,6 +1,6 @@
 """The simulator in its own process for benchmarks: prints its port, then its stats on SIGTERM.
 
-    .venv/bin/python bench/sim_server.py --symbols 400 --update-s 1.0
+.venv/bin/python bench/sim_server.py --symbols 400 --update-s 1.0
 """
 
 from __future__ import annotations
@@ -29,16 +29,25 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=2)
     ap.add_argument("--update-s", type=float, default=1.0)
     args = ap.parse_args()
-    server = SimulatorServer(SimConfig(symbols=listings(args.symbols), clock=SimClock.real(),
-                                       ws_update_interval_s=args.update_s)).start()
+    server = SimulatorServer(
+        SimConfig(
+            symbols=listings(args.symbols),
+            clock=SimClock.real(),
+            ws_update_interval_s=args.update_s,
+        )
+    ).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(json.dumps({"port": server.port}), flush=True)
     done.wait()
     stats = server.stats.snapshot()
     server.stop()
-    print(json.dumps({k: stats[k] for k in ("ws_messages_sent", "ws_finals_sent", "ws_malformed_sent")}),
-          flush=True)
+    print(
+        json.dumps(
+            {k: stats[k] for k in ("ws_messages_sent", "ws_finals_sent", "ws_malformed_sent")}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -76,10 +76,19 @@ def main() -> None:
     # ---- HTTP --------------------------------------------------------------------------
     server = SimulatorServer(SimConfig(clock=SimClock.fixed(NOW_MS)), faults=Faults()).start()
     try:
+
         def fetch(client: httpx.Client, item: tuple[str, int, int]) -> int:
             sym, s, e = item
-            r = client.get(f"{server.url}/api/v3/klines", params={
-                "symbol": sym, "interval": "15m", "startTime": s, "endTime": e, "limit": 1000})
+            r = client.get(
+                f"{server.url}/api/v3/klines",
+                params={
+                    "symbol": sym,
+                    "interval": "15m",
+                    "startTime": s,
+                    "endTime": e,
+                    "limit": 1000,
+                },
+            )
             r.raise_for_status()
             return len(r.json())
 
@@ -89,8 +98,10 @@ def main() -> None:
                     fetch(c, item)
 
         def concurrent() -> None:
-            with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.workers)) as c, \
-                    ThreadPoolExecutor(args.workers) as pool:
+            with (
+                httpx.Client(timeout=30, limits=httpx.Limits(max_connections=args.workers)) as c,
+                ThreadPoolExecutor(args.workers) as pool,
+            ):
                 list(pool.map(lambda it: fetch(c, it), work))
 
         def pings() -> None:
@@ -113,16 +124,32 @@ def main() -> None:
         server.stop()
 
     n = len(work)
-    print(f"workload: {len(symbols)} symbols x {args.days} days of 15m = {candles} candles, {n} requests")
-    print(f"market cold   {cold:7.3f}s  {candles / cold:10.0f} candles/s  ratio vs json.dumps {cold / encode:5.2f}x")
-    print(f"market warm   {warm:7.3f}s  {candles / warm:10.0f} candles/s  ratio vs json.dumps {warm / encode:5.2f}x")
+    print(
+        f"workload: {len(symbols)} symbols x {args.days} days of 15m = {candles} candles, {n} requests"
+    )
+    print(
+        f"market cold   {cold:7.3f}s  {candles / cold:10.0f} candles/s  ratio vs json.dumps {cold / encode:5.2f}x"
+    )
+    print(
+        f"market warm   {warm:7.3f}s  {candles / warm:10.0f} candles/s  ratio vs json.dumps {warm / encode:5.2f}x"
+    )
     print(f"json.dumps    {encode:7.3f}s  (baseline)")
-    print(f"http first pass (cold cache), sequential {http_cold_seq:7.3f}s  {n / http_cold_seq:7.1f} req/s")
+    print(
+        f"http first pass (cold cache), sequential {http_cold_seq:7.3f}s  {n / http_cold_seq:7.1f} req/s"
+    )
     print(f"http ping x{n}, sequential (baseline)    {http_ping:7.3f}s  {n / http_ping:7.1f} req/s")
-    print(f"http klines, sequential                  {http_seq:7.3f}s  {n / http_seq:7.1f} req/s  ratio vs ping {http_seq / http_ping:5.2f}x")
-    print(f"http klines, {args.workers} workers                 {http_conc:7.3f}s  {n / http_conc:7.1f} req/s  speed-up vs sequential {http_seq / http_conc:5.2f}x")
-    print(f"latency {args.latency * 1000:.0f} ms, sequential              {lat_seq:7.3f}s  {n / lat_seq:7.1f} req/s")
-    print(f"latency {args.latency * 1000:.0f} ms, {args.workers} workers              {lat_conc:7.3f}s  {n / lat_conc:7.1f} req/s  speed-up vs sequential {lat_seq / lat_conc:5.2f}x")
+    print(
+        f"http klines, sequential                  {http_seq:7.3f}s  {n / http_seq:7.1f} req/s  ratio vs ping {http_seq / http_ping:5.2f}x"
+    )
+    print(
+        f"http klines, {args.workers} workers                 {http_conc:7.3f}s  {n / http_conc:7.1f} req/s  speed-up vs sequential {http_seq / http_conc:5.2f}x"
+    )
+    print(
+        f"latency {args.latency * 1000:.0f} ms, sequential              {lat_seq:7.3f}s  {n / lat_seq:7.1f} req/s"
+    )
+    print(
+        f"latency {args.latency * 1000:.0f} ms, {args.workers} workers              {lat_conc:7.3f}s  {n / lat_conc:7.1f} req/s  speed-up vs sequential {lat_seq / lat_conc:5.2f}x"
+    )
     print(f"responses by status: {stats['responses']}  (429s: {stats['responses'].get(429, 0)})")
 
 

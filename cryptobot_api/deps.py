@@ -35,8 +35,12 @@ def get_query(request: Request) -> MarketQuery:
 
 def symbol_param(
     symbol: Annotated[
-        str, Path(description="Binance symbol, e.g. BTCUSDT (case-insensitive)",
-                  examples=["BTCUSDT"], pattern="^[A-Za-z0-9]{2,20}$")
+        str,
+        Path(
+            description="Binance symbol, e.g. BTCUSDT (case-insensitive)",
+            examples=["BTCUSDT"],
+            pattern="^[A-Za-z0-9]{2,20}$",
+        ),
     ],
 ) -> str:
     """The path symbol, upper-cased and checked."""
@@ -45,8 +49,11 @@ def symbol_param(
 
 def start_param(
     start: Annotated[
-        str | None, Query(description=f"first open time, inclusive: {_TIME_HELP}",
-                          examples=["2024-01-01T00:00:00Z"])
+        str | None,
+        Query(
+            description=f"first open time, inclusive: {_TIME_HELP}",
+            examples=["2024-01-01T00:00:00Z"],
+        ),
     ] = None,
 ) -> int | None:
     """``start`` as epoch ms."""
@@ -55,8 +62,10 @@ def start_param(
 
 def end_param(
     end: Annotated[
-        str | None, Query(description=f"end of the window, exclusive: {_TIME_HELP}",
-                          examples=["1704153600000"])
+        str | None,
+        Query(
+            description=f"end of the window, exclusive: {_TIME_HELP}", examples=["1704153600000"]
+        ),
     ] = None,
 ) -> int | None:
     """``end`` as epoch ms."""
@@ -65,9 +74,12 @@ def end_param(
 
 def interval_param(
     interval: Annotated[
-        str, Query(description="candle interval; 1m from the stream, 15m from history, "
-                               "coarser ones resampled from 15m history",
-                   json_schema_extra={"enum": _INTERVAL_NAMES})
+        str,
+        Query(
+            description="candle interval; 1m from the stream, 15m from history, "
+            "coarser ones resampled from 15m history",
+            json_schema_extra={"enum": _INTERVAL_NAMES},
+        ),
     ] = "15m",
 ) -> Interval:
     """``interval`` among the served ones."""

@@ -19,15 +19,20 @@ from cryptobot_core.query import SYMBOL_HINT, UnknownSymbolError
 log = logging.getLogger(__name__)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorPublic,
-          "description": "A parameter is not valid; the message says what is allowed"},
+    422: {
+        "model": ErrorPublic,
+        "description": "A parameter is not valid; the message says what is allowed",
+    },
     503: {"model": ErrorPublic, "description": "The document store is unreachable; retry later"},
 }
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 406: "not_acceptable"}
 
 
 def error_response(
-    status: int, code: str, message: str, hint: str | None = None,
+    status: int,
+    code: str,
+    message: str,
+    hint: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """A JSON error response in the one shape."""
@@ -66,7 +71,8 @@ async def _store(_: Request, exc: Exception) -> JSONResponse:
         503,
         "store_unavailable" if unavailable else "store_error",
         "the document store is not answering; the API reconnects by itself, retry shortly"
-        if unavailable else f"the document store refused the query: {exc}",
+        if unavailable
+        else f"the document store refused the query: {exc}",
         "GET /ready shows the store status",
     )
 
@@ -80,7 +86,10 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     hint = "GET /docs lists the endpoints" if exc.status_code == 404 else None
     return error_response(
-        exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), hint,
+        exc.status_code,
+        _HTTP_CODES.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        hint,
         headers=exc.headers,  # e.g. Allow on 405
     )
 

@@ -43,7 +43,9 @@ class SettingsCORS:
         if self._cors is None:
             settings: Settings = scope["app"].state.settings
             self._cors = CORSMiddleware(
-                self.app, allow_origins=settings.api_cors_origins, allow_methods=["GET"],
+                self.app,
+                allow_origins=settings.api_cors_origins,
+                allow_methods=["GET"],
                 allow_headers=["*"],
             )
         await self._cors(scope, receive, send)
@@ -75,8 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
     for router in (
-        health.router, symbols.router, candles.router, analytics.stats_router,
-        analytics.features_router, analytics.gaps_router, stream.router, metrics.router,
+        health.router,
+        symbols.router,
+        candles.router,
+        analytics.stats_router,
+        analytics.features_router,
+        analytics.gaps_router,
+        stream.router,
+        metrics.router,
     ):
         app.include_router(router)
     app.add_middleware(SettingsCORS)

@@ -17,29 +17,39 @@ class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "cryptobot_api_requests", "HTTP requests by route template and status",
-            ["method", "route", "status"], registry=self.registry,
+            "cryptobot_api_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "cryptobot_api_request_duration_seconds",
             "Time to the response headers, by route template",
-            ["method", "route"], buckets=_BUCKETS, registry=self.registry,
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.dataset_age = Gauge(
             "cryptobot_dataset_age_seconds",
             "Age of the newest candle per dataset (NaN when empty or store down)",
-            ["dataset"], registry=self.registry,
+            ["dataset"],
+            registry=self.registry,
         )
         self.dataset_symbols = Gauge(
-            "cryptobot_dataset_symbols", "Configured symbols with data per dataset",
-            ["dataset"], registry=self.registry,
+            "cryptobot_dataset_symbols",
+            "Configured symbols with data per dataset",
+            ["dataset"],
+            registry=self.registry,
         )
         self.heartbeat_age = Gauge(
             "cryptobot_stream_heartbeat_age_seconds",
-            "Age of the last stream heartbeat (NaN when none)", ["role"], registry=self.registry,
+            "Age of the last stream heartbeat (NaN when none)",
+            ["role"],
+            registry=self.registry,
         )
         self.store_up = Gauge(
-            "cryptobot_store_up", "1 when the document store answered the last scrape",
+            "cryptobot_store_up",
+            "1 when the document store answered the last scrape",
             registry=self.registry,
         )
 
@@ -53,7 +63,9 @@ class ApiMetrics:
             self.dataset_age.labels(name).set(float("nan") if age is None else age)
             self.dataset_symbols.labels(name).set(info["symbols"])
         for role, beat in heartbeats.items():
-            self.heartbeat_age.labels(role).set(float("nan") if beat is None else beat["age_seconds"])
+            self.heartbeat_age.labels(role).set(
+                float("nan") if beat is None else beat["age_seconds"]
+            )
 
     def store_down(self) -> None:
         """Mark the store down and the freshness unknown."""

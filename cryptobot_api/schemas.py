@@ -34,9 +34,20 @@ class ErrorDetailPublic(BaseModel):
 class ErrorPublic(BaseModel):
     """The one shape of every error response."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
-        "status": 404, "code": "unknown_symbol", "message": "no data for symbol 'DOGEBTC'",
-        "hint": "GET /symbols lists the symbols with data"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "status": 404,
+                        "code": "unknown_symbol",
+                        "message": "no data for symbol 'DOGEBTC'",
+                        "hint": "GET /symbols lists the symbols with data",
+                    }
+                }
+            ]
+        }
+    )
 
     error: ErrorDetailPublic
 
@@ -136,9 +147,19 @@ class CandlePublic(BaseModel):
 class CandlesPublic(BaseModel):
     """A page of candles, oldest first."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "symbol": "BTCUSDT", "interval": "15m", "source_dataset": "historical_data_15m",
-        "candles": [_CANDLE_EXAMPLE], "next_cursor": None}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTCUSDT",
+                    "interval": "15m",
+                    "source_dataset": "historical_data_15m",
+                    "candles": [_CANDLE_EXAMPLE],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
 
     symbol: str
     interval: str
@@ -158,11 +179,26 @@ class LatestPublic(BaseModel):
 class StatsPublic(BaseModel):
     """Summary of closed candles in [start, end)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "symbol": "BTCUSDT", "interval": "15m", "start": "2024-01-01T00:00:00.000Z",
-        "end": "2024-01-02T00:00:00.000Z", "count": 96, "open": "42283.58000000",
-        "close": "44179.55000000", "return": 0.04484, "volatility": 0.00312,
-        "high": "45879.63000000", "low": "42261.02000000", "volume": "40132.09000000"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTCUSDT",
+                    "interval": "15m",
+                    "start": "2024-01-01T00:00:00.000Z",
+                    "end": "2024-01-02T00:00:00.000Z",
+                    "count": 96,
+                    "open": "42283.58000000",
+                    "close": "44179.55000000",
+                    "return": 0.04484,
+                    "volatility": 0.00312,
+                    "high": "45879.63000000",
+                    "low": "42261.02000000",
+                    "volume": "40132.09000000",
+                }
+            ]
+        }
+    )
 
     symbol: str
     interval: str

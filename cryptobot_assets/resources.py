@@ -17,8 +17,16 @@ if TYPE_CHECKING:
     from cryptobot_core.exchange import BinanceClient
 
 # Settings that a deployment (or a test) may pin on the resource instead of the environment.
-_PINNABLE = ("mongo_uri", "mongo_db", "exchange", "sim_host", "sim_port", "binance_rest_url",
-             "history_start_date", "spark_master")
+_PINNABLE = (
+    "mongo_uri",
+    "mongo_db",
+    "exchange",
+    "sim_host",
+    "sim_port",
+    "binance_rest_url",
+    "history_start_date",
+    "spark_master",
+)
 
 
 class CryptobotSettingsResource(dg.ConfigurableResource):

@@ -152,7 +152,9 @@ class DagsterClient:
     def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one GraphQL operation and return its ``data``, raising DagsterError on failure."""
         try:
-            resp = self._http.post("/graphql", json={"query": document, "variables": variables or {}})
+            resp = self._http.post(
+                "/graphql", json={"query": document, "variables": variables or {}}
+            )
         except httpx.HTTPError as exc:
             raise DagsterError(
                 f"Dagster webserver at {self.url} is not reachable ({exc}); start it with "
@@ -191,13 +193,16 @@ class DagsterClient:
         """Add ``keys`` to the dynamic partitions ``partitions_def`` (existing ones are fine)."""
         selector = self.repository_of(asset)
         for key in keys:
-            res = self.query(_ADD_PARTITION, {"selector": selector, "name": partitions_def, "key": key})
+            res = self.query(
+                _ADD_PARTITION, {"selector": selector, "name": partitions_def, "key": key}
+            )
             out = res["addDynamicPartition"]
             kind = out["__typename"]
             if kind in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
                 continue
-            raise DagsterError(f"could not add partition {key!r} to {partitions_def}: "
-                               f"{out.get('message', kind)}")
+            raise DagsterError(
+                f"could not add partition {key!r} to {partitions_def}: {out.get('message', kind)}"
+            )
 
     def launch_backfill(
         self,

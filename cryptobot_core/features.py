@@ -46,8 +46,14 @@ WINDOW_24H = 96
 # The longest window spans 96 candles: 95 before this one, plus one more for the first
 # return's previous close. A whole previous day (96) covers it.
 LOOKBACK = timedelta(days=1)
-FEATURE_FIELDS = ("log_return", "volatility_1h", "volatility_24h", "vwap", "hl_range",
-                  "volume_zscore")
+FEATURE_FIELDS = (
+    "log_return",
+    "volatility_1h",
+    "volatility_24h",
+    "vwap",
+    "hl_range",
+    "volume_zscore",
+)
 _INPUT_FIELDS = ("close", "high", "low", "volume", "quote_volume")
 
 
@@ -153,9 +159,7 @@ def compute_features(
         )
         .withColumn(
             "volume_zscore",
-            F.when(
-                vol_std > 0, (F.col("volume") - F.avg("volume").over(w24h)) / vol_std
-            ),
+            F.when(vol_std > 0, (F.col("volume") - F.avg("volume").over(w24h)) / vol_std),
         )
     )
     lo, hi = dt_to_ms(start) // 1000, dt_to_ms(end) // 1000
@@ -167,7 +171,10 @@ def compute_features(
     )
     result: list[dict[str, Any]] = []
     for rec in out.to_dict("records"):
-        item: dict[str, Any] = {"symbol": rec["symbol"], "open_time": ms_to_dt(int(rec["ts"]) * 1000)}
+        item: dict[str, Any] = {
+            "symbol": rec["symbol"],
+            "open_time": ms_to_dt(int(rec["ts"]) * 1000),
+        }
         for name in FEATURE_FIELDS:
             value = rec[name]
             item[name] = None if value is None or math.isnan(value) else float(value)
@@ -238,7 +245,9 @@ def write_features(db: Database[dict[str, Any]], docs: Sequence[dict[str, Any]])
                 inserted = len(coll.insert_many(fresh, ordered=False).inserted_ids)
         except StoreError as exc:
             cause = exc.__cause__
-            errors = cause.details.get("writeErrors", []) if isinstance(cause, BulkWriteError) else []
+            errors = (
+                cause.details.get("writeErrors", []) if isinstance(cause, BulkWriteError) else []
+            )
             if not errors or any(e.get("code") != 11000 for e in errors):
                 raise
             inserted = int(cause.details.get("nInserted", 0))  # type: ignore[union-attr]
@@ -246,8 +255,11 @@ def write_features(db: Database[dict[str, Any]], docs: Sequence[dict[str, Any]])
     updated = unchanged = 0
     if known:
         ops = [
-            UpdateOne({"symbol": d["symbol"], "open_time": d["open_time"]},
-                      {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True)
+            UpdateOne(
+                {"symbol": d["symbol"], "open_time": d["open_time"]},
+                {"$set": {k: v for k, v in d.items() if k != "_id"}},
+                upsert=True,
+            )
             for d in known
         ]
         with store_errors(f"writing {len(ops)} documents to {FEATURES_15M}"):

@@ -203,8 +203,10 @@ def _contiguous_chunks(days: Sequence[date], max_days: int) -> list[tuple[date, 
     """Group sorted days into [first, last] runs of consecutive days, at most max_days long."""
     chunks: list[tuple[date, date]] = []
     for day in sorted(set(days)):
-        if chunks and day - chunks[-1][1] == timedelta(days=1) and (
-            (day - chunks[-1][0]).days < max_days
+        if (
+            chunks
+            and day - chunks[-1][1] == timedelta(days=1)
+            and ((day - chunks[-1][0]).days < max_days)
         ):
             chunks[-1] = (chunks[-1][0], day)
         else:
@@ -238,7 +240,9 @@ def fetch_days(
         (symbol, INTERVAL, day_bounds_ms(first)[0], day_bounds_ms(last)[1])
         for symbol, first, last in jobs
     ]
-    results = client.klines_many(requests, max_workers=max_workers, include_open=False) if jobs else []
+    results = (
+        client.klines_many(requests, max_workers=max_workers, include_open=False) if jobs else []
+    )
     by_symbol_day: dict[tuple[str, date], list[Candle]] = defaultdict(list)
     for (symbol, _, _), candles in zip(jobs, results, strict=True):
         for candle in candles:
@@ -268,8 +272,9 @@ def _stored_keys(
     with store_errors(f"reading {coll.name}"):
         return {
             d["open_time"]: d["_id"]
-            for d in coll.find({"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
-                               {"open_time": 1})
+            for d in coll.find(
+                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, {"open_time": 1}
+            )
         }
 
 
@@ -299,8 +304,11 @@ def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWri
         if stale:
             with store_errors(f"updating {HISTORY_GAPS_15M}"):
                 gaps_coll.delete_many({"_id": {"$in": stale}})
-        new_gaps = [{**g.to_document(), "detected_at": now}
-                    for t, g in sorted(wanted.items()) if t not in recorded]
+        new_gaps = [
+            {**g.to_document(), "detected_at": now}
+            for t, g in sorted(wanted.items())
+            if t not in recorded
+        ]
         insert_ignoring_duplicates(gaps_coll, new_gaps)
     return HistoryWrite(inserted, present, len(batch.gaps))
 
@@ -370,8 +378,9 @@ def check_completeness(
             f"exchange gap; re-run those partitions to fill them",
             details,
         )
-    return CheckOutcome(True, f"{present} stored + {gaps} exchange-side gaps = {expected} expected",
-                        details)
+    return CheckOutcome(
+        True, f"{present} stored + {gaps} exchange-side gaps = {expected} expected", details
+    )
 
 
 def check_uniqueness(
@@ -424,9 +433,20 @@ def check_ohlc(
     """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
     bad: list[str] = []
     total = 0
-    fields = {"_id": 0, "symbol": 1, "open_time": 1, "close_time": 1, "open": 1, "high": 1,
-              "low": 1, "close": 1, "volume": 1, "quote_volume": 1, "taker_buy_base_volume": 1,
-              "taker_buy_quote_volume": 1}
+    fields = {
+        "_id": 0,
+        "symbol": 1,
+        "open_time": 1,
+        "close_time": 1,
+        "open": 1,
+        "high": 1,
+        "low": 1,
+        "close": 1,
+        "volume": 1,
+        "quote_volume": 1,
+        "taker_buy_base_volume": 1,
+        "taker_buy_quote_volume": 1,
+    }
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
         with store_errors(f"reading {HISTORICAL_15M}"):
@@ -475,8 +495,18 @@ def load_range(
     db: Database[dict[str, Any]], symbols: Iterable[str], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Stored 15m candle documents of ``symbols`` with open_time in [start, end), sorted."""
-    fields = {"_id": 0, "symbol": 1, "open_time": 1, "close_time": 1, "open": 1, "high": 1,
-              "low": 1, "close": 1, "volume": 1, "quote_volume": 1}
+    fields = {
+        "_id": 0,
+        "symbol": 1,
+        "open_time": 1,
+        "close_time": 1,
+        "open": 1,
+        "high": 1,
+        "low": 1,
+        "close": 1,
+        "volume": 1,
+        "quote_volume": 1,
+    }
     out: list[dict[str, Any]] = []
     for symbol in sorted(set(symbols)):
         with store_errors(f"reading {HISTORICAL_15M}"):

@@ -67,7 +67,10 @@ def resolve_exchange(settings: Settings, timeout: float = AUTO_PING_TIMEOUT_S) -
         "  USING THE BUILT-IN SIMULATOR: prices are synthetic and are stored in the "
         "database %r, apart from real data.\n  Set CRYPTOBOT_EXCHANGE=binance or "
         "CRYPTOBOT_EXCHANGE=sim to choose explicitly.\n%s",
-        "!" * 78, reason, settings.model_copy(update={"exchange": "sim"}).database, "!" * 78,
+        "!" * 78,
+        reason,
+        settings.model_copy(update={"exchange": "sim"}).database,
+        "!" * 78,
     )
     return settings.model_copy(update={"exchange": "sim", "exchange_fallback_reason": reason})
 
@@ -166,8 +169,11 @@ def check_java(settings: Settings, version: int | None) -> str | None:
     """Raise ServiceError (or return a warning) when Java is missing or older than 17."""
     if version is not None and version >= MIN_JAVA:
         return None
-    found = "no Java was found (java on PATH or $JAVA_HOME/bin/java)" if version is None \
+    found = (
+        "no Java was found (java on PATH or $JAVA_HOME/bin/java)"
+        if version is None
         else f"Java {version} was found"
+    )
     message = (
         f"Spark features (PySpark, run by Dagster): {found}, but PySpark needs Java "
         f"{MIN_JAVA}+. Install a JDK/JRE 17 (e.g. `apt-get install openjdk-17-jre-headless` "
@@ -261,65 +267,130 @@ def plan(settings: Settings, skip: Iterable[str] = ()) -> list[ServiceSpec]:
     specs: list[ServiceSpec] = []
     if settings.mongo_uri is None and "store" not in skip:
         port = settings.mongo_port
-        specs.append(ServiceSpec(
-            name="store", title="document store (SecantusDB)",
-            argv=tuple(services.secantus_argv(port, data_dir / "mongo")),
-            port=port, port_var="CRYPTOBOT_MONGO_PORT", health_url="",
-            url=settings.effective_mongo_uri, startup_timeout=90, stop_timeout=20,
-            prepare=lambda: (data_dir / "mongo").mkdir(parents=True, exist_ok=True),
-        ))
+        specs.append(
+            ServiceSpec(
+                name="store",
+                title="document store (SecantusDB)",
+                argv=tuple(services.secantus_argv(port, data_dir / "mongo")),
+                port=port,
+                port_var="CRYPTOBOT_MONGO_PORT",
+                health_url="",
+                url=settings.effective_mongo_uri,
+                startup_timeout=90,
+                stop_timeout=20,
+                prepare=lambda: (data_dir / "mongo").mkdir(parents=True, exist_ok=True),
+            )
+        )
     if settings.kafka_bootstrap_servers is None and "broker" not in skip:
         port = settings.kafka_port
-        specs.append(ServiceSpec(
-            name="broker", title="broker (Tansu)",
-            argv=tuple(services.tansu_argv(port)),
-            port=port, port_var="CRYPTOBOT_KAFKA_PORT", health_url="",
-            url=settings.effective_kafka_bootstrap, startup_timeout=60,
-        ))
+        specs.append(
+            ServiceSpec(
+                name="broker",
+                title="broker (Tansu)",
+                argv=tuple(services.tansu_argv(port)),
+                port=port,
+                port_var="CRYPTOBOT_KAFKA_PORT",
+                health_url="",
+                url=settings.effective_kafka_bootstrap,
+                startup_timeout=60,
+            )
+        )
     if settings.exchange == "sim" and "simulator" not in skip:
-        specs.append(ServiceSpec(
-            name="simulator", title="exchange simulator",
-            argv=(*_cryptobot_argv(), "simulate", "--port", str(settings.sim_port)),
-            port=settings.sim_port, port_var="CRYPTOBOT_SIM_PORT",
-            health_url=f"{settings.sim_url}/api/v3/ping", url=settings.sim_url,
-            startup_timeout=90,
-        ))
+        specs.append(
+            ServiceSpec(
+                name="simulator",
+                title="exchange simulator",
+                argv=(*_cryptobot_argv(), "simulate", "--port", str(settings.sim_port)),
+                port=settings.sim_port,
+                port_var="CRYPTOBOT_SIM_PORT",
+                health_url=f"{settings.sim_url}/api/v3/ping",
+                url=settings.sim_url,
+                startup_timeout=90,
+            )
+        )
     if "dagster" not in skip:
         port = settings.dagster_port
-        specs.append(ServiceSpec(
-            name="dagster", title="Dagster (webserver + daemon)",
-            argv=(py, "-m", "dagster", "dev", "-w", str(PACKAGE_ROOT / "workspace.yaml"),
-                  "-h", "127.0.0.1", "-p", str(port)),
-            port=port, port_var="CRYPTOBOT_DAGSTER_PORT",
-            health_url=f"http://127.0.0.1:{port}/server_info",
-            url=f"http://127.0.0.1:{port}", startup_timeout=240,
-            prepare=lambda: install_dagster_home(data_dir / "dagster"),
-            # Every dagster process shuts down gracefully (and faster) on SIGINT; on a busy
-            # 2-core machine that takes 5-10 s.
-            stop_signal=signal.SIGINT, stop_timeout=25,
-        ))
+        specs.append(
+            ServiceSpec(
+                name="dagster",
+                title="Dagster (webserver + daemon)",
+                argv=(
+                    py,
+                    "-m",
+                    "dagster",
+                    "dev",
+                    "-w",
+                    str(PACKAGE_ROOT / "workspace.yaml"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ),
+                port=port,
+                port_var="CRYPTOBOT_DAGSTER_PORT",
+                health_url=f"http://127.0.0.1:{port}/server_info",
+                url=f"http://127.0.0.1:{port}",
+                startup_timeout=240,
+                prepare=lambda: install_dagster_home(data_dir / "dagster"),
+                # Every dagster process shuts down gracefully (and faster) on SIGINT; on a busy
+                # 2-core machine that takes 5-10 s.
+                stop_signal=signal.SIGINT,
+                stop_timeout=25,
+            )
+        )
     if "api" not in skip and api_available():
         port = settings.api_port
         local = f"http://{_local_host(settings.api_host)}:{port}"
-        specs.append(ServiceSpec(
-            name="api", title="API (FastAPI)",
-            argv=(py, "-m", "uvicorn", "cryptobot_api.main:app", "--host", settings.api_host,
-                  "--port", str(port)),
-            port=port, port_var="CRYPTOBOT_API_PORT", health_url=f"{local}/health",
-            url=f"{local}/docs", startup_timeout=120,
-        ))
+        specs.append(
+            ServiceSpec(
+                name="api",
+                title="API (FastAPI)",
+                argv=(
+                    py,
+                    "-m",
+                    "uvicorn",
+                    "cryptobot_api.main:app",
+                    "--host",
+                    settings.api_host,
+                    "--port",
+                    str(port),
+                ),
+                port=port,
+                port_var="CRYPTOBOT_API_PORT",
+                health_url=f"{local}/health",
+                url=f"{local}/docs",
+                startup_timeout=120,
+            )
+        )
     script = dashboard_script()
     if "dashboard" not in skip and script.exists():
         port = settings.dashboard_port
-        specs.append(ServiceSpec(
-            name="dashboard", title="dashboard (Streamlit)",
-            argv=(py, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                  "--server.address", "127.0.0.1", "--server.headless", "true",
-                  "--browser.gatherUsageStats", "false"),
-            port=port, port_var="CRYPTOBOT_DASHBOARD_PORT",
-            health_url=f"http://127.0.0.1:{port}/_stcore/health",
-            url=f"http://127.0.0.1:{port}", startup_timeout=120,
-        ))
+        specs.append(
+            ServiceSpec(
+                name="dashboard",
+                title="dashboard (Streamlit)",
+                argv=(
+                    py,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(script),
+                    "--server.port",
+                    str(port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ),
+                port=port,
+                port_var="CRYPTOBOT_DASHBOARD_PORT",
+                health_url=f"http://127.0.0.1:{port}/_stcore/health",
+                url=f"http://127.0.0.1:{port}",
+                startup_timeout=120,
+            )
+        )
     return specs
 
 
@@ -502,7 +573,10 @@ class Stack:
             log = self.log_path(entry.spec)
             logger.error(
                 "%s exited unexpectedly (code %s); log: %s\n%s",
-                entry.spec.title, code, log, services.tail(log),
+                entry.spec.title,
+                code,
+                log,
+                services.tail(log),
             )
             if entry.restarts >= self.settings.max_restarts:
                 raise ServiceError(
@@ -515,7 +589,9 @@ class Stack:
             self._stop_entry(entry, timeout=5.0)
             time.sleep(min(2 ** (entry.restarts - 1), 10))
             logger.warning(
-                "restarting %s (%d/%d)", entry.spec.title, entry.restarts,
+                "restarting %s (%d/%d)",
+                entry.spec.title,
+                entry.restarts,
                 self.settings.max_restarts,
             )
             entry.process = self._process(entry.spec)
@@ -532,9 +608,7 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, entry.spec.stop_signal)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and any(
-                _alive(ident) for ident in entry.seen
-            ):
+            while time.monotonic() < deadline and any(_alive(ident) for ident in entry.seen):
                 proc.poll()
                 time.sleep(0.1)
             timeout = 5.0

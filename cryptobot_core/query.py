@@ -77,7 +77,11 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 SYMBOL_HINT = "GET /symbols lists the symbols with data"
 # Only what a candle response needs: less for the store to send and for pymongo to decode.
 CANDLE_PROJECTION = {
-    "_id": 0, "open_time": 1, "trades": 1, "is_closed": 1, **dict.fromkeys(DECIMAL_FIELDS, 1)
+    "_id": 0,
+    "open_time": 1,
+    "trades": 1,
+    "is_closed": 1,
+    **dict.fromkeys(DECIMAL_FIELDS, 1),
 }
 
 
@@ -138,9 +142,7 @@ def parse_symbol(value: str) -> str:
     """Upper-case a symbol and check its shape (2-20 letters or digits, e.g. BTCUSDT)."""
     symbol = value.strip().upper()
     if not _SYMBOL_RE.match(symbol):
-        raise ValidationError(
-            f"symbol must be 2-20 letters or digits like BTCUSDT, got {value!r}"
-        )
+        raise ValidationError(f"symbol must be 2-20 letters or digits like BTCUSDT, got {value!r}")
     return symbol
 
 
@@ -310,8 +312,16 @@ def resample(
     """
     out: list[dict[str, Any]] = []
 
-    def flush(bucket: int, first: Mapping[str, Any], last: Mapping[str, Any], high: Parts,
-              low: Parts, sums: list[Parts], trades: int, all_closed: bool) -> None:
+    def flush(
+        bucket: int,
+        first: Mapping[str, Any],
+        last: Mapping[str, Any],
+        high: Parts,
+        low: Parts,
+        sums: list[Parts],
+        trades: int,
+        all_closed: bool,
+    ) -> None:
         row: dict[str, Any] = {
             "open_time": iso(bucket),
             "close_time": iso(interval.close_time(bucket)),
@@ -358,14 +368,21 @@ def window_stats(candles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Return, volatility (std of log returns), high/low and volume of ascending candles."""
     if not candles:
         return {
-            "count": 0, "open": None, "close": None, "return": None, "volatility": None,
-            "high": None, "low": None, "volume": None,
+            "count": 0,
+            "open": None,
+            "close": None,
+            "return": None,
+            "volatility": None,
+            "high": None,
+            "low": None,
+            "volume": None,
         }
     closes = [Decimal(c["close"]) for c in candles]
     first_open = Decimal(candles[0]["open"])
     simple = float(closes[-1] / first_open - 1) if first_open else None
     logs = [
-        math.log(b / a) for a, b in zip(map(float, closes), map(float, closes[1:]), strict=False)
+        math.log(b / a)
+        for a, b in zip(map(float, closes), map(float, closes[1:]), strict=False)
         if a > 0 and b > 0
     ]
     volatility: float | None = None
@@ -477,11 +494,16 @@ class MarketQuery:
     ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {
             "symbol": symbol,
-            "open_time": {"$gte": ms_to_dt(max(lo_ms, MIN_MS)), "$lt": ms_to_dt(min(hi_ms, MAX_MS))},
+            "open_time": {
+                "$gte": ms_to_dt(max(lo_ms, MIN_MS)),
+                "$lt": ms_to_dt(min(hi_ms, MAX_MS)),
+            },
         }
         with store_errors(f"reading {collection}"):
-            cursor = self.db[collection].find(query, projection or {"_id": 0}).sort(
-                "open_time", ASCENDING
+            cursor = (
+                self.db[collection]
+                .find(query, projection or {"_id": 0})
+                .sort("open_time", ASCENDING)
             )
             docs = list(cursor)
         # is_closed is filtered here, not in the query: an extra predicate outside the
@@ -520,13 +542,17 @@ class MarketQuery:
             with store_errors(f"reading {collection}"):
                 # Only the newest one or two candles can still be open: look at a few and
                 # filter here (an is_closed predicate would cost a collection scan).
-                found = list(coll.find(query, CANDLE_PROJECTION)
-                             .sort("open_time", DESCENDING).limit(4))
+                found = list(
+                    coll.find(query, CANDLE_PROJECTION).sort("open_time", DESCENDING).limit(4)
+                )
                 if closed_only:
                     found = [d for d in found if d.get("is_closed", True)]
                     if not found and floor is None:
-                        found = list(coll.find({**query, "is_closed": True}, CANDLE_PROJECTION)
-                                     .sort("open_time", DESCENDING).limit(1))
+                        found = list(
+                            coll.find({**query, "is_closed": True}, CANDLE_PROJECTION)
+                            .sort("open_time", DESCENDING)
+                            .limit(1)
+                        )
             if found:
                 self._newest_hint[key] = dt_to_ms(found[0]["open_time"])
                 return found[0]
@@ -617,8 +643,10 @@ class MarketQuery:
         self, collection: str, symbol: str, newest: Mapping[str, Any], step: int
     ) -> int:
         # Everything before the end of the newest closed source candle is final.
-        closed = newest if newest.get("is_closed", True) else self.newest(
-            collection, symbol, closed_only=True
+        closed = (
+            newest
+            if newest.get("is_closed", True)
+            else self.newest(collection, symbol, closed_only=True)
         )
         return dt_to_ms(closed["open_time"]) + step if closed else MIN_MS
 
@@ -637,7 +665,12 @@ class MarketQuery:
     # -- stats, features, gaps ------------------------------------------------------------
 
     def _window(
-        self, collection: str, symbol: str, step: int, start: int | None, end: int | None,
+        self,
+        collection: str,
+        symbol: str,
+        step: int,
+        start: int | None,
+        end: int | None,
         default_span: int,
     ) -> tuple[int, int] | None:
         """Resolve an optional [start, end) window; None when the symbol has no data here."""
@@ -669,26 +702,46 @@ class MarketQuery:
         default_span = max(86_400_000, 30 * interval.ms)
         window = self._window(collection, symbol, interval.ms, start, end, default_span)
         if window is None:
-            return {"symbol": symbol, "interval": interval.value, "start": None, "end": None,
-                    **window_stats([])}
+            return {
+                "symbol": symbol,
+                "interval": interval.value,
+                "start": None,
+                "end": None,
+                **window_stats([]),
+            }
         lo, hi = window
         if (hi - lo) // source_step > MAX_WINDOW_SLOTS:
             raise ValidationError(
                 f"window too large for {interval.value}: at most {MAX_WINDOW_SLOTS} source "
                 f"candles ({MAX_WINDOW_SLOTS * source_step // 86_400_000} days); narrow start/end"
             )
-        docs = self._find(collection, symbol, _ceil(interval, lo), hi, closed_only=True,
-                          projection=CANDLE_PROJECTION)
+        docs = self._find(
+            collection,
+            symbol,
+            _ceil(interval, lo),
+            hi,
+            closed_only=True,
+            projection=CANDLE_PROJECTION,
+        )
         if interval in NATIVE_INTERVALS:
             rows = [candle_json(d, interval) for d in docs]
         else:
             horizon = self._closed_horizon(collection, symbol, docs[-1], source_step) if docs else 0
             rows = [r for r in resample(docs, interval, horizon) if r["is_closed"]]
-        return {"symbol": symbol, "interval": interval.value, "start": iso(lo), "end": iso(hi),
-                **window_stats(rows)}
+        return {
+            "symbol": symbol,
+            "interval": interval.value,
+            "start": iso(lo),
+            "end": iso(hi),
+            **window_stats(rows),
+        }
 
     def features(
-        self, symbol: str, *, start: int | None = None, end: int | None = None,
+        self,
+        symbol: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
         limit: int = DEFAULT_LIMIT,
     ) -> dict[str, Any]:
         """Feature rows of ``symbol`` with open_time in [start, end), oldest first."""
@@ -739,7 +792,11 @@ class MarketQuery:
         newest = self.newest(collection, symbol, closed_only=True)
         horizon = dt_to_ms(newest["open_time"]) + step if newest else lo
         docs = self._find(
-            collection, symbol, lo, min(hi, horizon), closed_only=True,
+            collection,
+            symbol,
+            lo,
+            min(hi, horizon),
+            closed_only=True,
             projection={"_id": 0, "open_time": 1},
         )
         present = {dt_to_ms(d["open_time"]) for d in docs}
@@ -755,15 +812,22 @@ class MarketQuery:
                 if run_start is None:
                     run_start = t
             elif run_start is not None:
-                runs.append({"start": iso(run_start), "end": iso(t),
-                             "missing": (t - run_start) // step})
+                runs.append(
+                    {"start": iso(run_start), "end": iso(t), "missing": (t - run_start) // step}
+                )
                 run_start = None
             t += step
         if run_start is not None:
-            runs.append({"start": iso(run_start), "end": iso(stop),
-                         "missing": (stop - run_start) // step})
-        return {"symbol": symbol, "dataset": dataset, "start": iso(lo), "end": iso(hi),
-                "gaps": runs}
+            runs.append(
+                {"start": iso(run_start), "end": iso(stop), "missing": (stop - run_start) // step}
+            )
+        return {
+            "symbol": symbol,
+            "dataset": dataset,
+            "start": iso(lo),
+            "end": iso(hi),
+            "gaps": runs,
+        }
 
     # -- summaries and health -------------------------------------------------------------
 
@@ -776,8 +840,14 @@ class MarketQuery:
             by_symbol: dict[str, dict[str, Any]] = {}
             for label, collection in DATASETS.items():
                 pipeline = [
-                    {"$group": {"_id": "$symbol", "first": {"$min": "$open_time"},
-                                "last": {"$max": "$open_time"}, "count": {"$sum": 1}}},
+                    {
+                        "$group": {
+                            "_id": "$symbol",
+                            "first": {"$min": "$open_time"},
+                            "last": {"$max": "$open_time"},
+                            "count": {"$sum": 1},
+                        }
+                    },
                 ]
                 with store_errors(f"summarising {collection}"):
                     groups = list(self.db[collection].aggregate(pipeline))
@@ -819,15 +889,18 @@ class MarketQuery:
         """Last heartbeat of the stream producer and consumer, with its age."""
         now = self.now_ms()
         with store_errors(f"reading {HEARTBEATS}"):
-            docs = {d["_id"]: d for d in self.db[HEARTBEATS].find(
-                {"_id": {"$in": ["producer", "consumer"]}})}
+            docs = {
+                d["_id"]: d
+                for d in self.db[HEARTBEATS].find({"_id": {"$in": ["producer", "consumer"]}})
+            }
         out: dict[str, dict[str, Any] | None] = {}
         for role in ("producer", "consumer"):
             doc = docs.get(role)
             updated = doc.get("updated_at") if doc else None
             out[role] = (
                 {"updated_at": iso(updated), "age_seconds": (now - dt_to_ms(updated)) / 1000}
-                if isinstance(updated, datetime) else None
+                if isinstance(updated, datetime)
+                else None
             )
         return out
 
@@ -844,8 +917,13 @@ class MarketQuery:
         # Look a little behind the newest candle sent: a minute's closing update can land
         # after the next minute's first one (batched, at-least-once delivery).
         lookback = since_ms - UPDATE_LOOKBACK_MS
-        docs = self._find(STREAMING_1M, symbol, lookback, MAX_MS, projection={
-            **CANDLE_PROJECTION, "ingested_at": 1, "event_time": 1})
+        docs = self._find(
+            STREAMING_1M,
+            symbol,
+            lookback,
+            MAX_MS,
+            projection={**CANDLE_PROJECTION, "ingested_at": 1, "event_time": 1},
+        )
         fresh = []
         for doc in docs:
             open_ms = dt_to_ms(doc["open_time"])

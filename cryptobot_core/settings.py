@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
     api_url: str = "http://127.0.0.1:8000"
-    api_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8501", "http://127.0.0.1:8501"]
+    api_cors_origins: Annotated[list[str], NoDecode] = [
+        "http://localhost:8501",
+        "http://127.0.0.1:8501",
+    ]
     dashboard_port: Port = 8501
     dagster_port: Port = 3000
     dagster_url: str = "http://127.0.0.1:3000"
@@ -117,7 +120,9 @@ class Settings(BaseSettings):
     @classmethod
     def _spark_master(cls, value: str) -> str:
         if not re.match(r"^(local(\[(\*|\d+)\])?|spark://.+|yarn|k8s://.+)$", value):
-            raise ValueError("must be local, local[N], local[*], spark://HOST:PORT, yarn or k8s://...")
+            raise ValueError(
+                "must be local, local[N], local[*], spark://HOST:PORT, yarn or k8s://..."
+            )
         return value
 
     @field_validator("mongo_uri")

@@ -122,10 +122,17 @@ class CandleStore:
         now = datetime.now(UTC)
         inserted = unchanged = 0
         for symbol, group in by_symbol.items():
-            span = {"$gte": min(c.open_time for c in group), "$lte": max(c.open_time for c in group)}
+            span = {
+                "$gte": min(c.open_time for c in group),
+                "$lte": max(c.open_time for c in group),
+            }
             with store_errors(f"reading {self.collection.name}"):
-                stored = {d["open_time"] for d in self.collection.find(
-                    {"symbol": symbol, "open_time": span}, {"_id": 0, "open_time": 1})}
+                stored = {
+                    d["open_time"]
+                    for d in self.collection.find(
+                        {"symbol": symbol, "open_time": span}, {"_id": 0, "open_time": 1}
+                    )
+                }
             fresh = [c.to_document(ingested_at=now) for c in group if c.open_time not in stored]
             added = insert_ignoring_duplicates(self.collection, fresh)
             inserted += added

@@ -39,8 +39,9 @@ TTL_LIVE = 3
 class ApiError(Exception):
     """The API could not answer a read; ``str()`` is a message fit for the page."""
 
-    def __init__(self, message: str, *, hint: str = "", status: int | None = None,
-                 code: str = "") -> None:
+    def __init__(
+        self, message: str, *, hint: str = "", status: int | None = None, code: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -133,8 +134,10 @@ def _ready_uncached(base_url: str) -> dict[str, Any]:
     try:
         return dict(response.json())
     except ValueError:
-        raise ApiError(f"The API at {base_url} sent something that is not JSON for /ready.",
-                       status=response.status_code) from None
+        raise ApiError(
+            f"The API at {base_url} sent something that is not JSON for /ready.",
+            status=response.status_code,
+        ) from None
 
 
 @st.cache_data(ttl=TTL_STATUS, show_spinner=False)
@@ -147,10 +150,15 @@ def _symbols(base_url: str) -> list[dict[str, Any]]:
     return list(_get(base_url, "/symbols").get("symbols", []))
 
 
-def _candles_uncached(base_url: str, symbol: str, interval: str, start: str | None,
-                      end: str | None, include_open: bool) -> dict[str, Any]:
-    params: dict[str, Any] = {"interval": interval, "start": start, "end": end,
-                              "limit": PAGE_LIMIT}
+def _candles_uncached(
+    base_url: str,
+    symbol: str,
+    interval: str,
+    start: str | None,
+    end: str | None,
+    include_open: bool,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"interval": interval, "start": start, "end": end, "limit": PAGE_LIMIT}
     if include_open:
         params["include_open"] = "true"
     rows: list[dict[str, Any]] = []
@@ -168,8 +176,14 @@ def _candles_uncached(base_url: str, symbol: str, interval: str, start: str | No
 
 
 @st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
-def _candles(base_url: str, symbol: str, interval: str, start: str | None, end: str | None,
-             include_open: bool) -> dict[str, Any]:
+def _candles(
+    base_url: str,
+    symbol: str,
+    interval: str,
+    start: str | None,
+    end: str | None,
+    include_open: bool,
+) -> dict[str, Any]:
     return _candles_uncached(base_url, symbol, interval, start, end, include_open)
 
 
@@ -191,15 +205,18 @@ def _latest(base_url: str, symbol: str, interval: str) -> dict[str, Any] | None:
 
 
 @st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def _stats(base_url: str, symbol: str, interval: str, start: str | None,
-           end: str | None) -> dict[str, Any]:
-    return dict(_get(base_url, f"/stats/{symbol}",
-                     {"interval": interval, "start": start, "end": end}))
+def _stats(
+    base_url: str, symbol: str, interval: str, start: str | None, end: str | None
+) -> dict[str, Any]:
+    return dict(
+        _get(base_url, f"/stats/{symbol}", {"interval": interval, "start": start, "end": end})
+    )
 
 
 @st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
-def _features(base_url: str, symbol: str, start: str | None,
-              end: str | None) -> list[dict[str, Any]]:
+def _features(
+    base_url: str, symbol: str, start: str | None, end: str | None
+) -> list[dict[str, Any]]:
     # /features has a row limit but no cursor: ask for the whole range (15m rows), and page
     # on by open time when a range holds more rows than one answer may carry.
     limit = FEATURES_MAX_LIMIT
@@ -222,8 +239,9 @@ def _parse_iso(value: str) -> datetime:
 
 
 @st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
-def _gaps(base_url: str, symbol: str, dataset: str, start: str | None,
-          end: str | None) -> list[dict[str, Any]]:
+def _gaps(
+    base_url: str, symbol: str, dataset: str, start: str | None, end: str | None
+) -> list[dict[str, Any]]:
     body = _get(base_url, f"/gaps/{symbol}", {"dataset": dataset, "start": start, "end": end})
     return list(body.get("gaps", []))
 
@@ -246,11 +264,23 @@ class ApiClient:
         """GET /symbols: every stored symbol with the extent of each dataset."""
         return _symbols(self.base_url)
 
-    def candles(self, symbol: str, interval: str, start: datetime | None = None,
-                end: datetime | None = None, include_open: bool = False) -> dict[str, Any]:
+    def candles(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_open: bool = False,
+    ) -> dict[str, Any]:
         """Every candle of the range, following the API's cursor (bounded)."""
-        return _candles(self.base_url, symbol, interval, iso(start) if start else None,
-                        iso(end) if end else None, include_open)
+        return _candles(
+            self.base_url,
+            symbol,
+            interval,
+            iso(start) if start else None,
+            iso(end) if end else None,
+            include_open,
+        )
 
     def live_candles(self, symbol: str, start: datetime) -> dict[str, Any]:
         """1m candles since ``start`` including the open one, cached only briefly."""
@@ -260,20 +290,30 @@ class ApiClient:
         """The newest candle, or None when the API has none."""
         return _latest(self.base_url, symbol, interval)
 
-    def stats(self, symbol: str, interval: str, start: datetime | None = None,
-              end: datetime | None = None) -> dict[str, Any]:
+    def stats(
+        self, symbol: str, interval: str, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, Any]:
         """GET /stats: count, open, close, return, volatility, high, low, volume."""
-        return _stats(self.base_url, symbol, interval, iso(start) if start else None,
-                      iso(end) if end else None)
+        return _stats(
+            self.base_url,
+            symbol,
+            interval,
+            iso(start) if start else None,
+            iso(end) if end else None,
+        )
 
-    def features(self, symbol: str, start: datetime | None = None,
-                 end: datetime | None = None) -> list[dict[str, Any]]:
+    def features(
+        self, symbol: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """GET /features: the 15m derived features of the range."""
-        return _features(self.base_url, symbol, iso(start) if start else None,
-                         iso(end) if end else None)
+        return _features(
+            self.base_url, symbol, iso(start) if start else None, iso(end) if end else None
+        )
 
-    def gaps(self, symbol: str, dataset: str, start: datetime | None = None,
-             end: datetime | None = None) -> list[dict[str, Any]]:
+    def gaps(
+        self, symbol: str, dataset: str, start: datetime | None = None, end: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """GET /gaps: missing stretches of a dataset."""
-        return _gaps(self.base_url, symbol, dataset, iso(start) if start else None,
-                     iso(end) if end else None)
+        return _gaps(
+            self.base_url, symbol, dataset, iso(start) if start else None, iso(end) if end else None
+        )

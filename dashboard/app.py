@@ -13,10 +13,21 @@ HERE = Path(__file__).parent
 st.set_page_config(page_title="CryptoBot", page_icon=":material/candlestick_chart:", layout="wide")
 # The banner (or the API-down message) comes first, so it is on every page.
 st.session_state[CONTEXT_KEY] = page_context()
-page = st.navigation([
-    st.Page(HERE / "views" / "historical.py", title="Historical", icon=":material/history:",
-            default=True),
-    st.Page(HERE / "views" / "live.py", title="Live", icon=":material/bolt:", url_path="live"),
-    st.Page(HERE / "views" / "status.py", title="Data status", icon=":material/monitor_heart:", url_path="status"),
-])
+page = st.navigation(
+    [
+        st.Page(
+            HERE / "views" / "historical.py",
+            title="Historical",
+            icon=":material/history:",
+            default=True,
+        ),
+        st.Page(HERE / "views" / "live.py", title="Live", icon=":material/bolt:", url_path="live"),
+        st.Page(
+            HERE / "views" / "status.py",
+            title="Data status",
+            icon=":material/monitor_heart:",
+            url_path="status",
+        ),
+    ]
+)
 page.run()

@@ -31,8 +31,9 @@ def candles_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df.set_index("open_time").sort_index()
 
 
-def features_frame(rows: Sequence[dict[str, Any]], resample: str | None = None,
-                   columns: Sequence[str] = VOLATILITY) -> pd.DataFrame:
+def features_frame(
+    rows: Sequence[dict[str, Any]], resample: str | None = None, columns: Sequence[str] = VOLATILITY
+) -> pd.DataFrame:
     """API feature rows to a frame of ``columns``; ``resample`` keeps the last value per bucket."""
     index = pd.to_datetime([r["open_time"] for r in rows], utc=True, format="ISO8601")
     # Only the plotted columns: a 6-month range is ~17k rows and every column costs time.
@@ -60,21 +61,36 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     return fig
 
 
-def candlestick_figure(df: pd.DataFrame, symbol: str, interval: str, *,
-                       title: str | None = None) -> go.Figure:
+def candlestick_figure(
+    df: pd.DataFrame, symbol: str, interval: str, *, title: str | None = None
+) -> go.Figure:
     """Candlesticks with volume bars underneath, sharing a zoomable time axis."""
     quote, base = quote_asset(symbol), base_asset(symbol)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        row_heights=[0.75, 0.25])
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.75, 0.25]
+    )
     fig.add_trace(
-        go.Candlestick(x=df.index, open=df["open"], high=df["high"], low=df["low"],
-                       close=df["close"], name=f"{symbol} {interval}",
-                       increasing_line_color=UP, decreasing_line_color=DOWN),
-        row=1, col=1,
+        go.Candlestick(
+            x=df.index,
+            open=df["open"],
+            high=df["high"],
+            low=df["low"],
+            close=df["close"],
+            name=f"{symbol} {interval}",
+            increasing_line_color=UP,
+            decreasing_line_color=DOWN,
+        ),
+        row=1,
+        col=1,
     )
     colors = [UP if c >= o else DOWN for o, c in zip(df["open"], df["close"], strict=True)]
-    fig.add_trace(go.Bar(x=df.index, y=df["volume"], name=f"Volume ({base})",
-                         marker_color=colors, opacity=0.7), row=2, col=1)
+    fig.add_trace(
+        go.Bar(
+            x=df.index, y=df["volume"], name=f"Volume ({base})", marker_color=colors, opacity=0.7
+        ),
+        row=2,
+        col=1,
+    )
     fig.update_yaxes(title_text=f"Price ({quote})", row=1, col=1)
     fig.update_yaxes(title_text=f"Volume ({base})", row=2, col=1)
     fig.update_xaxes(title_text="Time (UTC)", row=2, col=1)
@@ -85,8 +101,9 @@ def candlestick_figure(df: pd.DataFrame, symbol: str, interval: str, *,
 
 def close_figure(df: pd.DataFrame, symbol: str, interval: str) -> go.Figure:
     """A line of close prices."""
-    fig = go.Figure(go.Scatter(x=df.index, y=df["close"], mode="lines", name="Close",
-                               line={"width": 1.5}))
+    fig = go.Figure(
+        go.Scatter(x=df.index, y=df["close"], mode="lines", name="Close", line={"width": 1.5})
+    )
     fig.update_yaxes(title_text=f"Price ({quote_asset(symbol)})")
     fig.update_xaxes(title_text="Time (UTC)")
     return _layout(fig, f"{symbol} close price ({interval})", 320)
@@ -106,12 +123,23 @@ def volatility_figure(df: pd.DataFrame, symbol: str) -> go.Figure:
 def volume_figure(df: pd.DataFrame, symbol: str, interval: str) -> go.Figure:
     """Traded volume per candle, in the base asset."""
     base = base_asset(symbol)
-    fig = go.Figure(go.Bar(x=df.index, y=df["volume"], name=f"Volume ({base})",
-                           marker_color="#5c6bc0"))
+    fig = go.Figure(
+        go.Bar(x=df.index, y=df["volume"], name=f"Volume ({base})", marker_color="#5c6bc0")
+    )
     fig.update_yaxes(title_text=f"Volume ({base})")
     fig.update_xaxes(title_text="Time (UTC)")
     return _layout(fig, f"{symbol} volume ({interval})", 320)
 
 
-PANDAS_RULE = {"1m": "1min", "15m": "15min", "30m": "30min", "1h": "1h", "2h": "2h", "4h": "4h",
-               "6h": "6h", "12h": "12h", "1d": "1D", "1w": "W-MON"}
+PANDAS_RULE = {
+    "1m": "1min",
+    "15m": "15min",
+    "30m": "30min",
+    "1h": "1h",
+    "2h": "2h",
+    "4h": "4h",
+    "6h": "6h",
+    "12h": "12h",
+    "1d": "1D",
+    "1w": "W-MON",
+}

@@ -44,8 +44,10 @@ def _urls() -> tuple[str, str]:
         return settings.api_url, settings.dagster_url
     except Exception as exc:  # a bad unrelated setting must not take the dashboard down
         log.warning("settings could not be read (%s); using environment and defaults", exc)
-        return (os.environ.get("CRYPTOBOT_API_URL", DEFAULT_API_URL),
-                os.environ.get("CRYPTOBOT_DAGSTER_URL", DEFAULT_DAGSTER_URL))
+        return (
+            os.environ.get("CRYPTOBOT_API_URL", DEFAULT_API_URL),
+            os.environ.get("CRYPTOBOT_DAGSTER_URL", DEFAULT_DAGSTER_URL),
+        )
 
 
 def no_data_message(dagster_url: str, what: str = "No data yet") -> str:

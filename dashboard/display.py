@@ -21,8 +21,7 @@ INTERVALS: dict[str, timedelta] = {
 MAX_POINTS = 1500
 
 # Longest first so "FDUSD" wins over "USD"-like suffixes.
-_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "BTC", "ETH",
-           "BNB")
+_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "BTC", "ETH", "BNB")
 
 
 def points(interval: str, span: timedelta) -> int:
@@ -36,7 +35,7 @@ def choose_interval(requested: str, span: timedelta, max_points: int = MAX_POINT
     if requested not in INTERVALS:
         raise ValueError(f"unknown interval {requested!r}; allowed: {', '.join(INTERVALS)}")
     names = list(INTERVALS)
-    for name in names[names.index(requested):]:
+    for name in names[names.index(requested) :]:
         if points(name, span) <= max_points:
             return name
     return names[-1]

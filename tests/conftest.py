@@ -71,7 +71,9 @@ def db_name(mongo_uri: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(mongo_uri: str, db_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(
+    mongo_uri: str, db_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """Settings pointing at the test store with a per-test database (simulated exchange)."""
     for key in list(os.environ):
         if key.startswith("CRYPTOBOT_") and not key.startswith("CRYPTOBOT_TEST_"):

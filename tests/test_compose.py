@@ -17,8 +17,15 @@ COMPOSE = REPO / "docker-compose.yml"
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}; "$${" is an escape.
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
-REQUIRED_SERVICES = {"kafka", "mongo", "postgres", "dagster-webserver", "dagster-daemon",
-                     "api", "dashboard"}
+REQUIRED_SERVICES = {
+    "kafka",
+    "mongo",
+    "postgres",
+    "dagster-webserver",
+    "dagster-daemon",
+    "api",
+    "dashboard",
+}
 
 
 def load(path: Path) -> Any:
@@ -185,8 +192,12 @@ def test_dagster_instance_uses_postgres_and_the_run_queue() -> None:
     assert prod["concurrency"]["runs"]["max_concurrent_runs"] == 8
     assert prod["concurrency"]["pools"]["default_limit"] == 2
     compose_env = environment(load(COMPOSE)["services"]["dagster-daemon"])
-    for ref in ("DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_DB", "DAGSTER_POSTGRES_USER",
-                "DAGSTER_POSTGRES_PASSWORD"):
+    for ref in (
+        "DAGSTER_POSTGRES_HOST",
+        "DAGSTER_POSTGRES_DB",
+        "DAGSTER_POSTGRES_USER",
+        "DAGSTER_POSTGRES_PASSWORD",
+    ):
         assert ref in compose_env, f"dagster.yaml reads {ref} but compose does not set it"
     dev = load(REPO / "deploy" / "dagster.dev.yaml")
     assert "storage" not in dev  # SQLite in DAGSTER_HOME

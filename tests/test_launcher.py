@@ -84,9 +84,15 @@ def test_settings_env_round_trips_through_a_child_environment(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = launcher.stack_settings(
-        load_settings(exchange="sim", symbols="BTCUSDT,SOLUSDT", history_start_date="2024-01-02",
-                      sim_speed=60.0, api_port=8123, dashboard_port=8600,
-                      exchange_fallback_reason="Binance did not answer"),
+        load_settings(
+            exchange="sim",
+            symbols="BTCUSDT,SOLUSDT",
+            history_start_date="2024-01-02",
+            sim_speed=60.0,
+            api_port=8123,
+            dashboard_port=8600,
+            exchange_fallback_reason="Binance did not answer",
+        ),
     )
     env = launcher.settings_env(original)
     assert env["CRYPTOBOT_SYMBOLS"] == "BTCUSDT,SOLUSDT"
@@ -112,9 +118,13 @@ def test_plan_starts_only_what_is_not_configured(clean_env: Path) -> None:
     names = [spec.name for spec in sim]
     assert names[:4] == ["store", "broker", "simulator", "dagster"]
     assert [spec.port for spec in sim[:4]] == [27117, 19092, 9443, 3000]
-    external = launcher.plan(load_settings(
-        exchange="binance", mongo_uri="mongodb://db:27017", kafka_bootstrap_servers="k:9092",
-    ))
+    external = launcher.plan(
+        load_settings(
+            exchange="binance",
+            mongo_uri="mongodb://db:27017",
+            kafka_bootstrap_servers="k:9092",
+        )
+    )
     assert [spec.name for spec in external][:1] == ["dagster"]
     skipped = launcher.plan(load_settings(exchange="sim"), skip=["dagster", "simulator"])
     assert "dagster" not in {s.name for s in skipped}
@@ -133,8 +143,12 @@ def test_dev_dagster_yaml_is_a_valid_instance_with_queue_and_pools(tmp_path: Pat
         " c.pool_config.default_pool_limit)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "DAGSTER_HOME": str(home)},
-        capture_output=True, text=True, timeout=120, check=True,
+        [sys.executable, "-c", code],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert out.stdout.split() == ["QueuedRunCoordinator", "8", "2"]
 
@@ -218,19 +232,24 @@ def test_redact_hides_passwords() -> None:
 def _stack_env(tmp_path: Path, marker: str, exchange: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT_")}
     ports = {
-        "MONGO_PORT": services.free_port(), "KAFKA_PORT": services.free_port(),
-        "SIM_PORT": services.free_port(), "DAGSTER_PORT": services.free_port(),
-        "API_PORT": services.free_port(), "DASHBOARD_PORT": services.free_port(),
+        "MONGO_PORT": services.free_port(),
+        "KAFKA_PORT": services.free_port(),
+        "SIM_PORT": services.free_port(),
+        "DAGSTER_PORT": services.free_port(),
+        "API_PORT": services.free_port(),
+        "DASHBOARD_PORT": services.free_port(),
     }
     env.update({f"CRYPTOBOT_{k}": str(v) for k, v in ports.items()})
-    env.update({
-        "CRYPTOBOT_DATA_DIR": str(tmp_path / ".cryptobot"),
-        "CRYPTOBOT_EXCHANGE": exchange,
-        # Never reached: "binance" is not probed, and nothing in these tests needs market data.
-        "CRYPTOBOT_BINANCE_REST_URL": f"http://127.0.0.1:{services.free_port()}",
-        "CRYPTOBOT_BINANCE_WS_URL": f"ws://127.0.0.1:{services.free_port()}",
-        MARKER_VAR: marker,
-    })
+    env.update(
+        {
+            "CRYPTOBOT_DATA_DIR": str(tmp_path / ".cryptobot"),
+            "CRYPTOBOT_EXCHANGE": exchange,
+            # Never reached: "binance" is not probed, and nothing in these tests needs market data.
+            "CRYPTOBOT_BINANCE_REST_URL": f"http://127.0.0.1:{services.free_port()}",
+            "CRYPTOBOT_BINANCE_WS_URL": f"ws://127.0.0.1:{services.free_port()}",
+            MARKER_VAR: marker,
+        }
+    )
     return env
 
 
@@ -258,8 +277,13 @@ class UpProcess:
         self.out_path = tmp_path / "up.out"
         self.out = open(self.out_path, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [str(CRYPTOBOT), "up", *args], cwd=tmp_path, env=env, stdout=self.out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(CRYPTOBOT), "up", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     @property
@@ -304,8 +328,11 @@ def _assert_nothing_left(marker: str, up: UpProcess, timeout: float = 30) -> Non
     while _marked_pids(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     left = _marked_pids(marker)
-    details = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left
-               if Path(f"/proc/{pid}").exists()}
+    details = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:120]
+        for pid in left
+        if Path(f"/proc/{pid}").exists()
+    }
     assert not left, f"processes left behind: {details}\n{up.output}"
 
 
@@ -335,8 +362,9 @@ def test_port_in_use_fails_naming_the_service_and_its_log(tmp_path: Path) -> Non
 
 def test_bad_setting_fails_before_starting_anything(tmp_path: Path) -> None:
     env = _stack_env(tmp_path, uuid.uuid4().hex, "kraken")
-    out = subprocess.run([str(CRYPTOBOT), "up"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [str(CRYPTOBOT), "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2
     assert "CRYPTOBOT_EXCHANGE" in out.stderr and "'auto', 'sim' or 'binance'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -349,17 +377,26 @@ def test_dead_child_is_restarted_and_sigterm_stops_everything(tmp_path: Path) ->
     try:
         up.wait_until("CryptoBot is up", timeout=90)
         kafka_port = int(env["CRYPTOBOT_KAFKA_PORT"])
-        assert services.mongo_ping(f"mongodb://127.0.0.1:{env['CRYPTOBOT_MONGO_PORT']}/"
-                                   "?directConnection=true", timeout_ms=5000)
+        assert services.mongo_ping(
+            f"mongodb://127.0.0.1:{env['CRYPTOBOT_MONGO_PORT']}/?directConnection=true",
+            timeout_ms=5000,
+        )
         assert services.port_open(kafka_port)
         # A second launcher on the same data dir would share the store's files: refused.
-        second = subprocess.run([str(CRYPTOBOT), "up"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [str(CRYPTOBOT), "up"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 2
         assert f"another `cryptobot up` (pid {up.proc.pid})" in second.stderr
 
         broker_pids = {
-            pid for pid in _marked_pids(marker)
+            pid
+            for pid in _marked_pids(marker)
             if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()
         }
         assert len(broker_pids) == 1
@@ -390,8 +427,11 @@ def test_cryptobot_up_serves_every_url_and_ctrl_c_leaves_nothing(tmp_path: Path)
         up.wait_until("CryptoBot is up", timeout=300)
         urls = up.urls()
         titles = set(urls)
-        assert {"document store (SecantusDB)", "broker (Tansu)",
-                "Dagster (webserver + daemon)"} <= titles
+        assert {
+            "document store (SecantusDB)",
+            "broker (Tansu)",
+            "Dagster (webserver + daemon)",
+        } <= titles
         if exchange == "sim":
             assert "exchange simulator" in titles
             assert httpx.get(f"{urls['exchange simulator']}/api/v3/ping", timeout=10).json() == {}
@@ -423,7 +463,6 @@ def test_cryptobot_up_serves_every_url_and_ctrl_c_leaves_nothing(tmp_path: Path)
         _kill_marked(marker)
 
 
-
 def test_a_child_that_keeps_dying_stops_the_stack_with_its_log(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     env = _stack_env(tmp_path, marker, "binance")
@@ -431,8 +470,11 @@ def test_a_child_that_keeps_dying_stops_the_stack_with_its_log(tmp_path: Path) -
     up = UpProcess(tmp_path, env, "--skip", "dagster", "--skip", "api", "--skip", "dashboard")
     try:
         up.wait_until("CryptoBot is up", timeout=90)
-        store = {pid for pid in _marked_pids(marker)
-                 if b"secantus" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        store = {
+            pid
+            for pid in _marked_pids(marker)
+            if b"secantus" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        }
         assert len(store) == 1
         os.kill(store.pop(), signal.SIGKILL)
         assert up.proc.wait(timeout=60) == 2

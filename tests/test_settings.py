@@ -17,8 +17,12 @@ from cryptobot_core.settings import Settings, get_settings, load_settings
 REPO = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = REPO / ".env.example"
 # Variables in .env.example that are not Settings fields, on purpose.
-NOT_SETTINGS = {"CRYPTOBOT_TEST_MONGO_URI", "CRYPTOBOT_TEST_KAFKA_BOOTSTRAP_SERVERS",
-                "CRYPTOBOT_IMAGE", "CRYPTOBOT_IMAGE_TAG"}
+NOT_SETTINGS = {
+    "CRYPTOBOT_TEST_MONGO_URI",
+    "CRYPTOBOT_TEST_KAFKA_BOOTSTRAP_SERVERS",
+    "CRYPTOBOT_IMAGE",
+    "CRYPTOBOT_IMAGE_TAG",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +105,9 @@ def test_bad_value_in_dotenv_is_reported_too(clean_env: Path) -> None:
         load_settings()
 
 
-def test_effective_endpoints_follow_ports_or_configured_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_effective_endpoints_follow_ports_or_configured_uris(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CRYPTOBOT_MONGO_PORT", "28000")
     monkeypatch.setenv("CRYPTOBOT_KAFKA_PORT", "29000")
     settings = load_settings()

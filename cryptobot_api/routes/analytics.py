@@ -32,7 +32,10 @@ def get_stats(
 
 @features_router.get("/{symbol}", response_model=FeaturesPublic, responses=_RESPONSES)
 def get_features(
-    symbol: SymbolDep, query: QueryDep, start: StartDep, end: EndDep,
+    symbol: SymbolDep,
+    query: QueryDep,
+    start: StartDep,
+    end: EndDep,
     limit: LimitDep = DEFAULT_LIMIT,
 ) -> CoreJSONResponse:
     """Rows of candle_features_15m with open_time in [start, end), oldest first."""
@@ -41,10 +44,15 @@ def get_features(
 
 @gaps_router.get("/{symbol}", response_model=GapsPublic, responses=_RESPONSES)
 def get_gaps(
-    symbol: SymbolDep, query: QueryDep, start: StartDep, end: EndDep,
+    symbol: SymbolDep,
+    query: QueryDep,
+    start: StartDep,
+    end: EndDep,
     dataset: Annotated[
-        str, Query(description="1m (stream) or 15m (history)",
-                   json_schema_extra={"enum": ["1m", "15m"]})
+        str,
+        Query(
+            description="1m (stream) or 15m (history)", json_schema_extra={"enum": ["1m", "15m"]}
+        ),
     ] = "1m",
 ) -> CoreJSONResponse:
     """Runs of missing closed candles in [start, end) (default: the last 24 h of data)."""

@@ -48,7 +48,12 @@ def get_candles(
     ``next_cursor`` for the next page.
     """
     page = query.candles(
-        symbol, interval, start=start, end=end, limit=limit, cursor=cursor,
+        symbol,
+        interval,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
         include_open=include_open,
     )
     return CoreJSONResponse(page.to_json())
@@ -59,8 +64,10 @@ def get_latest(
     symbol: SymbolDep,
     query: QueryDep,
     interval: Annotated[
-        str, Query(description="1m (stream) or 15m (history)",
-                   json_schema_extra={"enum": ["1m", "15m"]})
+        str,
+        Query(
+            description="1m (stream) or 15m (history)", json_schema_extra={"enum": ["1m", "15m"]}
+        ),
     ] = "1m",
 ) -> CoreJSONResponse:
     """The newest stored candle, open or closed (see ``is_closed``)."""

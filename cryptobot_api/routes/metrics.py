@@ -18,8 +18,12 @@ router = APIRouter(tags=["metrics"])
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "Prometheus text format"}},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        }
+    },
 )
 async def metrics(request: Request, query: QueryDep, settings: SettingsDep) -> Response:
     """Request counts and latency by route, dataset freshness and stream heartbeat ages."""

@@ -34,8 +34,11 @@ _EVENT_SCHEMA = {
     "required": ["event", "data"],
     "properties": {
         "event": {"enum": ["candle", "error"]},
-        "data": {"type": "string", "contentMediaType": "application/json",
-                 "description": "candle: a candle as in /candles; error: an error detail"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "candle: a candle as in /candles; error: an error detail",
+        },
     },
 }
 
@@ -78,9 +81,11 @@ async def candle_events(request: Request, query: MarketQuery, symbol: str) -> As
     summary="Live 1m candles (Server-Sent Events)",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {"itemSchema": _EVENT_SCHEMA}},
-              "description": "event: candle frames whose data is a candle as in /candles; "
-                             "': keep-alive' comments every 15 s"},
+        200: {
+            "content": {"text/event-stream": {"itemSchema": _EVENT_SCHEMA}},
+            "description": "event: candle frames whose data is a candle as in /candles; "
+            "': keep-alive' comments every 15 s",
+        },
         404: {"model": ErrorPublic, "description": "unknown symbol"},
         **ERROR_RESPONSES,
     },

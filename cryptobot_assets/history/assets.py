@@ -52,7 +52,9 @@ def _json_safe(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _quietly(build: Callable[[Settings], dg.AssetsDefinition]) -> Callable[[Settings], dg.AssetsDefinition]:
+def _quietly(
+    build: Callable[[Settings], dg.AssetsDefinition],
+) -> Callable[[Settings], dg.AssetsDefinition]:
     """Build without Dagster's beta warnings (backfill_policy, partition mappings): chosen on purpose."""
 
     def wrapped(settings: Settings) -> dg.AssetsDefinition:
@@ -78,7 +80,9 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
         kinds={"python", "mongodb"},
         metadata={"collection": "historical_data_15m", "interval": "15m"},
     )
-    def klines_15m(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.Output[HistoryBatch]:
+    def klines_15m(
+        context: dg.AssetExecutionContext, exchange: ExchangeResource
+    ) -> dg.Output[HistoryBatch]:
         """Binance 15-minute candles of one UTC day per symbol, stored in historical_data_15m."""
         partitions = split_keys(context.partition_keys)
         what = _describe(partitions)
@@ -98,12 +102,17 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
         summary = batch.summary()
         context.log.info(
             "klines_15m %s: %d candles fetched for %d partitions, %d missing on the exchange",
-            what, batch.candle_count, len(partitions), summary["missing_candles"],
+            what,
+            batch.candle_count,
+            len(partitions),
+            summary["missing_candles"],
         )
         for gap in batch.gaps[:20]:
             context.log.warning(
                 "exchange has no 15m candle for %s at %s (%s)",
-                gap.symbol, gap.open_time.isoformat(), gap.reason.value,
+                gap.symbol,
+                gap.open_time.isoformat(),
+                gap.reason.value,
             )
         return dg.Output(batch, metadata=_json_safe(summary))
 
@@ -148,7 +157,10 @@ def build_features_asset(settings: Settings) -> dg.AssetsDefinition:
         docs = feature_documents(features, window.rows)
         context.log.info(
             "candle_features_15m %s..%s: %d feature rows from %d candles (with look-back) of %s",
-            window.start.date(), (window.end - timedelta(days=1)).date(), len(docs), len(window.rows),
+            window.start.date(),
+            (window.end - timedelta(days=1)).date(),
+            len(docs),
+            len(window.rows),
             ",".join(window.symbols),
         )
         return dg.Output(

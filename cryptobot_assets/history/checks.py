@@ -38,7 +38,9 @@ def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetC
     for key, value in outcome.details.items():
         metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
     return dg.AssetCheckResult(
-        passed=outcome.passed, severity=severity, metadata=metadata,
+        passed=outcome.passed,
+        severity=severity,
+        metadata=metadata,
         description=outcome.summary,
     )
 
@@ -58,7 +60,9 @@ def _run(
 
 
 @dg.asset_check(asset=KLINES_KEY, name="completeness", blocking=False)
-def completeness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+def completeness(
+    context: dg.AssetCheckExecutionContext, mongo: MongoResource
+) -> dg.AssetCheckResult:
     """Every expected 15m candle is stored, or recorded as an exchange-side gap with its reason."""
     scope = check_scope(context)
     return _run(mongo, lambda db: check_completeness(db, scope))
@@ -72,7 +76,9 @@ def uniqueness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> 
 
 
 @dg.asset_check(asset=KLINES_KEY, name="ohlc_sanity")
-def ohlc_sanity(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+def ohlc_sanity(
+    context: dg.AssetCheckExecutionContext, mongo: MongoResource
+) -> dg.AssetCheckResult:
     """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
     scope = check_scope(context)
     return _run(mongo, lambda db: check_ohlc(db, scope))

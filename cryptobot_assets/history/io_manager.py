@@ -5,7 +5,6 @@ rewritten, features are upserted on (symbol, open_time). Inputs for the features
 the upstream candles of the partition range plus the look-back its windows need.
 """
 
-
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -118,6 +117,10 @@ class MongoIOManager(dg.ConfigurableIOManager):
             client.close()
         context.log.info(
             "loaded %d candles of %s for %s..%s (+%s look-back)",
-            len(rows), ",".join(symbols), days[0], days[-1], LOOKBACK,
+            len(rows),
+            ",".join(symbols),
+            days[0],
+            days[-1],
+            LOOKBACK,
         )
         return CandleWindow(symbols, start, end, rows)

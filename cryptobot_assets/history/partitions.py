@@ -64,10 +64,15 @@ def range_tags(symbol: str, first: date, last: date) -> dict[str, str]:
     }
 
 
-def keys_of_run(tags: dict[str, str], all_keys: Sequence[str] | None = None) -> list[tuple[str, date]]:
+def keys_of_run(
+    tags: dict[str, str], all_keys: Sequence[str] | None = None
+) -> list[tuple[str, date]]:
     """(symbol, day) partitions a run covers, from its tags (single key or key range)."""
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        (sym_a, first), (sym_b, last) = split_key(tags[RANGE_START_TAG]), split_key(tags[RANGE_END_TAG])
+        (sym_a, first), (sym_b, last) = (
+            split_key(tags[RANGE_START_TAG]),
+            split_key(tags[RANGE_END_TAG]),
+        )
         out: list[tuple[str, date]] = []
         if sym_a == sym_b:
             day = first

@@ -20,7 +20,9 @@ from cryptobot_core.stream.repair import repair
 STOP_TIMEOUT_S = 60.0
 
 
-def run_until_terminated(context: dg.OpExecutionContext, loop: Callable[[threading.Event], Any]) -> Any:
+def run_until_terminated(
+    context: dg.OpExecutionContext, loop: Callable[[threading.Event], Any]
+) -> Any:
     """Run ``loop(stop)`` on a thread; on run termination set ``stop`` and wait for it."""
     stop = threading.Event()
     outcome: dict[str, Any] = {}

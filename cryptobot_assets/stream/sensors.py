@@ -27,6 +27,8 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -37,8 +39,11 @@ def active_runs(instance: dg.DagsterInstance, job_name: str) -> list[ActiveRun]:
     out = []
     for rec in records:
         started = rec.start_time
-        out.append(ActiveRun(rec.dagster_run.run_id,
-                             datetime.fromtimestamp(started, UTC) if started else None))
+        out.append(
+            ActiveRun(
+                rec.dagster_run.run_id, datetime.fromtimestamp(started, UTC) if started else None
+            )
+        )
     return out
 
 
@@ -65,8 +70,9 @@ def observe(db: Any, heartbeats: dict[str, dict[str, Any]], now: datetime) -> di
     consumer = heartbeats.get("consumer", {}).get("stats", {})
     producer = heartbeats.get("producer", {}).get("stats", {})
     with store_errors("observing the stream"):
-        newest = db[STREAMING_1M].find_one({}, {"event_time": 1, "close_time": 1},
-                                           sort=[("event_time", -1)])
+        newest = db[STREAMING_1M].find_one(
+            {}, {"event_time": 1, "close_time": 1}, sort=[("event_time", -1)]
+        )
         dead = db[DEAD_LETTERS].estimated_document_count()
         candles = db[STREAMING_1M].estimated_document_count()
     meta: dict[str, Any] = {"candles": candles, "dead_letters": dead}
@@ -100,18 +106,22 @@ def build_supervisor(settings: Settings) -> dg.SensorDefinition:
         "ones (stale heartbeat), starts gap repair, and observes lag and freshness.",
         jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
         minimum_interval_seconds=settings.stream_supervisor_interval_s,
-        default_status=dg.DefaultSensorStatus.RUNNING if settings.stream_supervisor_autostart
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if settings.stream_supervisor_autostart
         else dg.DefaultSensorStatus.STOPPED,
     )
-    def stream_supervisor(context: dg.SensorEvaluationContext, stream: StreamResource) -> dg.SensorResult:
+    def stream_supervisor(
+        context: dg.SensorEvaluationContext, stream: StreamResource
+    ) -> dg.SensorResult:
         """One supervision tick."""
         return supervise(context, stream, stale_s=stale_s, grace_s=grace_s)
 
     return stream_supervisor
 
 
-def supervise(context: dg.SensorEvaluationContext, stream: StreamResource, *,
-              stale_s: float, grace_s: float) -> dg.SensorResult:
+def supervise(
+    context: dg.SensorEvaluationContext, stream: StreamResource, *, stale_s: float, grace_s: float
+) -> dg.SensorResult:
     """Launch missing runs, relaunch hung ones, request repair, observe the stream."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = _now()
@@ -130,8 +140,13 @@ def supervise(context: dg.SensorEvaluationContext, stream: StreamResource, *,
             heartbeats, readable = {}, False
         for role, job_name in JOBS.items():
             runs = active_runs(instance, job_name)
-            decision = decide(runs, heartbeats.get(role), now, stale_after_s=stale_s,
-                              grace_s=grace_s if readable else float("inf"))
+            decision = decide(
+                runs,
+                heartbeats.get(role),
+                now,
+                stale_after_s=stale_s,
+                grace_s=grace_s if readable else float("inf"),
+            )
             for run_id in decision.terminate:
                 context.log.warning(f"terminating {job_name} run {run_id}: {decision.reason}")
                 terminate(instance, run_id, decision.reason)
@@ -139,16 +154,29 @@ def supervise(context: dg.SensorEvaluationContext, stream: StreamResource, *,
                 generation = int(cursor.get(role, 0)) + 1
                 cursor[role] = generation
                 context.log.info(f"launching {job_name} #{generation}: {decision.reason}")
-                requests.append(dg.RunRequest(run_key=f"{role}-{generation}", job_name=job_name,
-                                              tags={"cryptobot/stream": role}))
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{role}-{generation}",
+                        job_name=job_name,
+                        tags={"cryptobot/stream": role},
+                    )
+                )
         try:
             gaps = open_gaps(db)
             if gaps and not active_runs(instance, stream_repair_job.name):
                 ids = hashlib.sha1("|".join(g["_id"] for g in gaps).encode()).hexdigest()[:16]
-                requests.append(dg.RunRequest(run_key=f"repair-{ids}", job_name=stream_repair_job.name,
-                                              tags={"cryptobot/stream": "repair"}))
-            events.append(dg.AssetObservation(asset_key=STREAMING_ASSET_KEY,
-                                              metadata=observe(db, heartbeats, now)))
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"repair-{ids}",
+                        job_name=stream_repair_job.name,
+                        tags={"cryptobot/stream": "repair"},
+                    )
+                )
+            events.append(
+                dg.AssetObservation(
+                    asset_key=STREAMING_ASSET_KEY, metadata=observe(db, heartbeats, now)
+                )
+            )
         except CryptobotError as exc:
             context.log.warning(f"store unavailable, no observation this tick: {exc}")
     finally:

@@ -31,7 +31,9 @@ def _symbols(raw: str | None, default: list[str]) -> list[str]:
 
 
 def backfill(
-    days: int = typer.Option(..., "--days", min=1, help="How many finished UTC days to load, ending yesterday."),
+    days: int = typer.Option(
+        ..., "--days", min=1, help="How many finished UTC days to load, ending yesterday."
+    ),
     symbols: str | None = typer.Option(
         None, "--symbols", help="Comma-separated symbols (default: CRYPTOBOT_SYMBOLS)."
     ),
@@ -60,7 +62,9 @@ def backfill(
     with DagsterClient(dagster_url or settings.dagster_url) as dagster:
         dagster.add_dynamic_partitions(KLINES_ASSET, SYMBOLS_PARTITIONS, wanted)
         backfill_id = dagster.launch_backfill(
-            [KLINES_ASSET], keys, title=f"cryptobot backfill --days {days}",
+            [KLINES_ASSET],
+            keys,
+            title=f"cryptobot backfill --days {days}",
             tags={"cryptobot/trigger": "cli"},
         )
         typer.echo(
@@ -75,7 +79,8 @@ def backfill(
             f"backfill {backfill_id} ended {status.status}: {status.materialized} materialized, "
             f"{status.failed} failed; see the run logs in the Dagster UI, then re-run to fill "
             f"what is missing",
-            fg=typer.colors.RED, err=True,
+            fg=typer.colors.RED,
+            err=True,
         )
         raise typer.Exit(1)
     typer.echo(f"backfill {backfill_id} done: {status.materialized} partitions materialized")
@@ -84,8 +89,11 @@ def backfill(
 def _follow(dagster: DagsterClient, backfill_id: str, total: int, poll_s: float) -> BackfillStatus:
     """Poll the backfill and draw a progress bar until it ends."""
     columns = (
-        TextColumn("[bold]klines_15m"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+        TextColumn("[bold]klines_15m"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("backfill", total=total, state="REQUESTED")
@@ -107,7 +115,9 @@ def _follow(dagster: DagsterClient, backfill_id: str, total: int, poll_s: float)
                 continue
             targeted = status.targeted or total
             progress.update(
-                task, total=targeted, completed=status.materialized + status.failed,
+                task,
+                total=targeted,
+                completed=status.materialized + status.failed,
                 state=f"{status.status} failed={status.failed}",
             )
             if status.done:

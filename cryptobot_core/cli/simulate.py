@@ -13,12 +13,18 @@ from cryptobot_core.simulator import SimClock, SimConfig, SimulatorServer
 
 
 def simulate(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: CRYPTOBOT_SIM_HOST)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: CRYPTOBOT_SIM_HOST)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default: CRYPTOBOT_SIM_PORT)")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the market data (default: CRYPTOBOT_SIM_SEED)")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the market data (default: CRYPTOBOT_SIM_SEED)")
+    ] = None,
     speed: Annotated[
         float | None,
-        typer.Option(help="Simulated seconds per real second; 1 = real time (default: CRYPTOBOT_SIM_SPEED)"),
+        typer.Option(
+            help="Simulated seconds per real second; 1 = real time (default: CRYPTOBOT_SIM_SPEED)"
+        ),
     ] = None,
     start: Annotated[
         str | None,
@@ -42,11 +48,17 @@ def simulate(
         try:
             dt = datetime.fromisoformat(start.replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigError(f"--start must be an ISO 8601 time like 2026-01-15T12:00:00Z, got {start!r}") from None
+            raise ConfigError(
+                f"--start must be an ISO 8601 time like 2026-01-15T12:00:00Z, got {start!r}"
+            ) from None
         start_ms = int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
-    clock = SimClock.real() if speed == 1 and start is None else SimClock.accelerated(start_ms, speed)
+    clock = (
+        SimClock.real() if speed == 1 and start is None else SimClock.accelerated(start_ms, speed)
+    )
     server = SimulatorServer(SimConfig(seed=seed, clock=clock), host=host, port=port).start()
-    typer.echo(f"Binance simulator (seed {seed}, speed {speed}x) on {server.url}  ws: {server.ws_url}")
+    typer.echo(
+        f"Binance simulator (seed {seed}, speed {speed}x) on {server.url}  ws: {server.ws_url}"
+    )
     typer.echo("Press Ctrl-C to stop.")
     try:
         threading.Event().wait()

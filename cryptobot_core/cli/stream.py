@@ -68,8 +68,10 @@ def produce(run_id: str = typer.Option(None, help="Id written into the heartbeat
     settings = get_settings()
     _setup(settings)
     stats = StreamProducer(settings, run_id=run_id).run(_stop_on_signals())
-    typer.echo(f"producer stopped: {stats.messages} messages, {stats.acked} acknowledged, "
-               f"{stats.spool_pending} spooled for re-send")
+    typer.echo(
+        f"producer stopped: {stats.messages} messages, {stats.acked} acknowledged, "
+        f"{stats.spool_pending} spooled for re-send"
+    )
 
 
 @app.command("consume")
@@ -84,8 +86,10 @@ def consume(
     _setup(settings)
     consumer = StreamConsumer(settings, run_id=run_id, max_records=max_records)
     stats = consumer.run(_stop_on_signals())
-    typer.echo(f"consumer stopped: {stats.messages} messages, {stats.candles_written} candles "
-               f"written, {stats.dead_letters} dead letters")
+    typer.echo(
+        f"consumer stopped: {stats.messages} messages, {stats.candles_written} candles "
+        f"written, {stats.dead_letters} dead letters"
+    )
 
 
 def _parse_since(since: str | None) -> int | None:
@@ -110,5 +114,7 @@ def repair_cmd(
     settings = get_settings()
     _setup(settings)
     report = repair(settings, since_ms=_parse_since(since))
-    typer.echo(f"missing {report.total_missing} minutes, repaired {report.total_repaired}; "
-               f"{report.gaps_resolved} recorded gaps resolved")
+    typer.echo(
+        f"missing {report.total_missing} minutes, repaired {report.total_repaired}; "
+        f"{report.gaps_resolved} recorded gaps resolved"
+    )

@@ -33,11 +33,17 @@ def _configure_logging(settings: Settings) -> Path:
 
 def _print_ready(settings: Settings, endpoints: list[launcher.Endpoint]) -> None:
     exchange = "built-in simulator" if settings.simulated else "Binance"
-    typer.secho(f"\nCryptoBot is up (exchange: {exchange}, database: {settings.database})",
-                fg=typer.colors.GREEN, bold=True)
+    typer.secho(
+        f"\nCryptoBot is up (exchange: {exchange}, database: {settings.database})",
+        fg=typer.colors.GREEN,
+        bold=True,
+    )
     if settings.exchange_fallback_reason:
-        typer.secho(f"  Binance was not reachable, so the simulator is used: "
-                    f"{settings.exchange_fallback_reason}", fg=typer.colors.YELLOW)
+        typer.secho(
+            f"  Binance was not reachable, so the simulator is used: "
+            f"{settings.exchange_fallback_reason}",
+            fg=typer.colors.YELLOW,
+        )
     width = max(len(e.title) for e in endpoints) if endpoints else 0
     for endpoint in endpoints:
         typer.echo(f"  {endpoint.title.ljust(width)}  {endpoint.url}")

@@ -74,21 +74,25 @@ def normalize_symbol(symbol: str) -> str:
         raise ValidationError(f"symbol must be a string like BTCUSDT, got {symbol!r}")
     sym = symbol.strip().upper()
     if not SYMBOL_RE.match(sym):
-        raise ValidationError(
-            f"invalid symbol {symbol!r}: use 2-20 letters/digits like BTCUSDT"
-        )
+        raise ValidationError(f"invalid symbol {symbol!r}: use 2-20 letters/digits like BTCUSDT")
     return sym
 
 
 def _check_range(start_ms: int, end_ms: int) -> None:
     for name, value in (("start_ms", start_ms), ("end_ms", end_ms)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValidationError(f"{name} must be a non-negative integer of epoch ms, got {value!r}")
+            raise ValidationError(
+                f"{name} must be a non-negative integer of epoch ms, got {value!r}"
+            )
     if start_ms >= end_ms:
-        raise ValidationError(f"empty time range: start_ms {start_ms} must be before end_ms {end_ms}")
+        raise ValidationError(
+            f"empty time range: start_ms {start_ms} must be before end_ms {end_ms}"
+        )
 
 
-def windows(interval: Interval, start_ms: int, end_ms: int, size: int = KLINES_PAGE_LIMIT) -> list[tuple[int, int]]:
+def windows(
+    interval: Interval, start_ms: int, end_ms: int, size: int = KLINES_PAGE_LIMIT
+) -> list[tuple[int, int]]:
     """Split [start, end) into windows holding at most ``size`` candle opens each (one page)."""
     if interval.is_calendar:
         return [(start_ms, end_ms)]  # 1000 months is more than any listing has
@@ -123,7 +127,9 @@ def _error_body(resp: httpx.Response) -> tuple[int | None, str]:
         return None, resp.text[:200] or resp.reason_phrase
     if isinstance(body, dict) and "msg" in body:
         code = body.get("code")
-        return (int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None), str(body["msg"])
+        return (
+            int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else None
+        ), str(body["msg"])
     return None, str(body)[:200]
 
 
@@ -166,7 +172,9 @@ class BinanceClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             headers={"User-Agent": "cryptobot/0.1"},
             transport=transport,
         )
@@ -201,7 +209,9 @@ class BinanceClient:
             for name, delta in deltas.items():
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
-    def request(self, path: str, params: Mapping[str, Any] | None = None, *, weight: int | None = None) -> Any:
+    def request(
+        self, path: str, params: Mapping[str, Any] | None = None, *, weight: int | None = None
+    ) -> Any:
         """GET ``path`` under the weight budget with bounded retries; returns the JSON body."""
         weight = weight or WEIGHTS.get(path, 1)
         params = dict(params or {})
@@ -224,7 +234,9 @@ class BinanceClient:
                 # "Equal jitter": keeps a floor so retries never stampede, spreads the rest.
                 self._sleep(delay / 2 + random.uniform(0, delay / 2))
 
-    def _attempt(self, path: str, params: dict[str, Any], reservation: Reservation, attempt: int) -> _Success | str:
+    def _attempt(
+        self, path: str, params: dict[str, Any], reservation: Reservation, attempt: int
+    ) -> _Success | str:
         """One HTTP round trip: the body, or a description of a retryable failure."""
         try:
             resp = self._http.get(path, params=params)
@@ -265,7 +277,9 @@ class BinanceClient:
             wait_s = _retry_after(resp, _DEFAULT_BAN_S)
             self.budget.pause(wait_s)
             if wait_s > self.max_ban_wait_s or attempt >= self.max_retries:
-                raise IPBannedError(418, code, f"{msg} (IP banned; retry after {wait_s:g} s)", wait_s)
+                raise IPBannedError(
+                    418, code, f"{msg} (IP banned; retry after {wait_s:g} s)", wait_s
+                )
         else:
             self._count(rate_limited=1)
             # No Retry-After: wait for the next weight window.
@@ -274,7 +288,9 @@ class BinanceClient:
             self.budget.pause(wait_s)
             if wait_s > self.max_retry_after_s or attempt >= self.max_retries:
                 raise RateLimitError(429, code, f"{msg} (retry after {wait_s:g} s)", wait_s)
-        log.warning("HTTP %s from %s: %s; waiting %.1f s", resp.status_code, resp.url.path, msg, wait_s)
+        log.warning(
+            "HTTP %s from %s: %s; waiting %.1f s", resp.status_code, resp.url.path, msg, wait_s
+        )
 
     def _api_error(self, resp: httpx.Response, params: Mapping[str, Any]) -> BinanceAPIError:
         code, msg = _error_body(resp)
@@ -400,10 +416,18 @@ class BinanceClient:
         sym = normalize_symbol(symbol)
         _check_range(start_ms, end_ms)
         self._ensure_limits(sym)
-        return self._klines(sym, iv, start_ms, end_ms, include_open, self._now_reference(iv, end_ms))
+        return self._klines(
+            sym, iv, start_ms, end_ms, include_open, self._now_reference(iv, end_ms)
+        )
 
     def _klines(
-        self, sym: str, iv: Interval, start_ms: int, end_ms: int, include_open: bool, now_ms: int | None
+        self,
+        sym: str,
+        iv: Interval,
+        start_ms: int,
+        end_ms: int,
+        include_open: bool,
+        now_ms: int | None,
     ) -> list[Candle]:
         out: list[Candle] = []
         cursor = start_ms
@@ -420,7 +444,9 @@ class BinanceClient:
                 },
             )
             if not isinstance(rows, list):
-                raise BinanceAPIError(200, None, f"klines response is not a list: {str(rows)[:200]}")
+                raise BinanceAPIError(
+                    200, None, f"klines response is not a list: {str(rows)[:200]}"
+                )
             # The row's own integer open time: cheaper than converting back from the datetime.
             for row, candle in zip(rows, self._parse_rows(sym, iv, rows, now_ms), strict=True):
                 o = int(row[0])
@@ -428,7 +454,14 @@ class BinanceClient:
                     log.debug("skipping duplicate kline %s %s at %s (page seam)", sym, iv.value, o)
                     continue
                 if o < start_ms or o >= end_ms:
-                    log.warning("exchange returned kline %s %s at %s outside [%s, %s)", sym, iv.value, o, start_ms, end_ms)
+                    log.warning(
+                        "exchange returned kline %s %s at %s outside [%s, %s)",
+                        sym,
+                        iv.value,
+                        o,
+                        start_ms,
+                        end_ms,
+                    )
                     continue
                 last_open = o
                 out.append(candle)
@@ -445,7 +478,9 @@ class BinanceClient:
         try:
             return Candle.from_rest_rows(sym, iv, rows, now_ms=now_ms)
         except (ValidationError, TypeError, ValueError) as exc:
-            raise BinanceAPIError(200, None, f"malformed kline row for {sym} {iv.value}: {exc}") from None
+            raise BinanceAPIError(
+                200, None, f"malformed kline row for {sym} {iv.value}: {exc}"
+            ) from None
 
     def klines_many(
         self,
@@ -464,7 +499,9 @@ class BinanceClient:
         parsed: list[tuple[str, Interval, int, int]] = []
         for req in requests:
             if len(req) != 4:
-                raise ValidationError(f"each request must be (symbol, interval, start_ms, end_ms), got {req!r}")
+                raise ValidationError(
+                    f"each request must be (symbol, interval, start_ms, end_ms), got {req!r}"
+                )
             sym, interval, start_ms, end_ms = req
             iv = Interval.parse(interval)
             _check_range(start_ms, end_ms)
@@ -473,7 +510,9 @@ class BinanceClient:
             return []
         self._ensure_limits(parsed[0][0])
         # One server-time reading for the whole batch, taken before any page is served.
-        now_ms = self._server_time_after(max(iv.close_time(iv.floor(end - 1)) for _, iv, _, end in parsed))
+        now_ms = self._server_time_after(
+            max(iv.close_time(iv.floor(end - 1)) for _, iv, _, end in parsed)
+        )
         jobs = [
             (i, sym, iv, lo, hi)
             for i, (sym, iv, start, end) in enumerate(parsed)
@@ -482,7 +521,8 @@ class BinanceClient:
         results: list[list[list[Candle]]] = [[] for _ in parsed]
         with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="klines") as pool:
             futures: list[Future[list[Candle]]] = [
-                pool.submit(self._klines, sym, iv, lo, hi, include_open, now_ms) for _, sym, iv, lo, hi in jobs
+                pool.submit(self._klines, sym, iv, lo, hi, include_open, now_ms)
+                for _, sym, iv, lo, hi in jobs
             ]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for fut in pending:

@@ -139,7 +139,9 @@ class KlineStream:
         queue_size: int = 10_000,
     ) -> None:
         if not ws_base_url.startswith(("ws://", "wss://")):
-            raise ValidationError(f"ws_base_url must start with ws:// or wss://, got {ws_base_url!r}")
+            raise ValidationError(
+                f"ws_base_url must start with ws:// or wss://, got {ws_base_url!r}"
+            )
         if not 1 <= max_streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
             raise ValidationError(
                 f"max_streams_per_connection must be 1..{MAX_STREAMS_PER_CONNECTION}, got {max_streams_per_connection}"
@@ -185,7 +187,8 @@ class KlineStream:
             return
         self._started = True
         self._tasks = [
-            asyncio.create_task(self._supervise(g), name=f"kline-stream-{g.index}") for g in self._groups
+            asyncio.create_task(self._supervise(g), name=f"kline-stream-{g.index}")
+            for g in self._groups
         ]
 
     async def close(self) -> None:
@@ -250,7 +253,11 @@ class KlineStream:
         try:
             for i in range(0, len(rest), _SUBSCRIBE_BATCH):
                 await asyncio.sleep(_SUBSCRIBE_SPACING_S)
-                msg = {"method": "SUBSCRIBE", "params": rest[i : i + _SUBSCRIBE_BATCH], "id": self._next_id}
+                msg = {
+                    "method": "SUBSCRIBE",
+                    "params": rest[i : i + _SUBSCRIBE_BATCH],
+                    "id": self._next_id,
+                }
                 self._next_id += 1
                 await ws.send(json.dumps(msg))
         except ConnectionClosed as exc:
@@ -287,7 +294,9 @@ class KlineStream:
                         self.stats.connect_failures += 1
                         delay = self._backoff(attempt)
                         attempt += 1
-                        log.warning("kline stream connect failed (%s); retrying in %.1f s", exc, delay)
+                        log.warning(
+                            "kline stream connect failed (%s); retrying in %.1f s", exc, delay
+                        )
                         gap_reason = gap_reason or f"connect failed: {exc}"
                         await asyncio.sleep(delay)
                         continue
@@ -302,7 +311,9 @@ class KlineStream:
                     conn = None
                     self.stats.reconnects += 1
                     gap_reason = reason
-                    log.warning("kline stream connection %d lost: %s; reconnecting", group.index, reason)
+                    log.warning(
+                        "kline stream connection %d lost: %s; reconnecting", group.index, reason
+                    )
                     if reason != _SERVER_SHUTDOWN:
                         await asyncio.sleep(self._backoff(attempt))
                         attempt += 1
@@ -317,7 +328,9 @@ class KlineStream:
         except Exception as exc:  # a bug, not a network fault: surface it to the consumer
             log.exception("kline stream connection %d failed", group.index)
             with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(ExchangeError(f"kline stream connection {group.index} failed: {exc!r}"))
+                self._queue.put_nowait(
+                    ExchangeError(f"kline stream connection {group.index} failed: {exc!r}")
+                )
         finally:
             if conn is not None:
                 await conn.close()
@@ -328,12 +341,16 @@ class KlineStream:
         try:
             new = await self._open(group)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            log.warning("kline stream rotation failed to connect (%s); keeping the old connection", exc)
+            log.warning(
+                "kline stream rotation failed to connect (%s); keeping the old connection", exc
+            )
             old.opened_at = loop.time() - self.rotate_after_s + self._backoff(0)
             return old
         assert new.task is not None
         waiter = asyncio.create_task(new.first_frame.wait())
-        await asyncio.wait({waiter, new.task}, timeout=self.silence_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {waiter, new.task}, timeout=self.silence_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
         if not new.first_frame.is_set():
             await new.close()
@@ -407,7 +424,9 @@ class KlineStream:
             await self._malformed(raw, str(exc))
             return False
         if candle.symbol not in group.symbols or candle.interval is not self.interval:
-            await self._malformed(raw, f"event for a stream not subscribed: {candle.symbol} {candle.interval}")
+            await self._malformed(
+                raw, f"event for a stream not subscribed: {candle.symbol} {candle.interval}"
+            )
             return False
         assert candle.event_time is not None
         event_ms = dt_to_ms(candle.event_time)
@@ -435,7 +454,11 @@ def _raise_if_rejected(exc: Exception, group: _Group) -> None:
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         if 400 <= status < 500 and status != 429:
-            body = exc.response.body.decode("utf-8", errors="replace")[:300] if exc.response.body else ""
+            body = (
+                exc.response.body.decode("utf-8", errors="replace")[:300]
+                if exc.response.body
+                else ""
+            )
             raise ExchangeError(
                 f"the exchange refused the kline streams {group.streams[:5]}"
                 f"{'...' if len(group.streams) > 5 else ''} with HTTP {status}: {body}"

@@ -1,10 +1,10 @@
 """The offline Binance spot market-data simulator (REST + WebSocket), deterministic from a seed.
 
-    from cryptobot_core.simulator import SimulatorServer, SimConfig, SimClock
+from cryptobot_core.simulator import SimulatorServer, SimConfig, SimClock
 
-    server = SimulatorServer(SimConfig(clock=SimClock.fixed(now_ms))).start()
-    ...  # point any Binance client at server.url / server.ws_url
-    server.stop()
+server = SimulatorServer(SimConfig(clock=SimClock.fixed(now_ms))).start()
+...  # point any Binance client at server.url / server.ws_url
+server.stop()
 """
 
 from cryptobot_core.simulator.clock import ClockMode, SimClock

@@ -78,7 +78,9 @@ class SymbolListing:
             quote = next((q for q in QUOTE_ASSETS if self.symbol.endswith(q)), self.symbol[-4:])
             object.__setattr__(self, "quote_asset", quote)
         if not self.base_asset:
-            object.__setattr__(self, "base_asset", self.symbol[: -len(self.quote_asset)] or self.symbol)
+            object.__setattr__(
+                self, "base_asset", self.symbol[: -len(self.quote_asset)] or self.symbol
+            )
 
     @property
     def price_decimals(self) -> int:
@@ -91,11 +93,28 @@ class SymbolListing:
         return _pow10_exponent("step_size", self.step_size)
 
 
-def _l(symbol: str, day: str, price: str, tick: str, step: str, vol: str, volat: float,
-       zero: float = 0.003, **kw: object) -> SymbolListing:
-    return SymbolListing(symbol, _ms(day), Decimal(price), tick_size=Decimal(tick),
-                         step_size=Decimal(step), base_volume=Decimal(vol), volatility=volat,
-                         zero_volume_rate=zero, **kw)  # type: ignore[arg-type]
+def _l(
+    symbol: str,
+    day: str,
+    price: str,
+    tick: str,
+    step: str,
+    vol: str,
+    volat: float,
+    zero: float = 0.003,
+    **kw: object,
+) -> SymbolListing:
+    return SymbolListing(
+        symbol,
+        _ms(day),
+        Decimal(price),
+        tick_size=Decimal(tick),
+        step_size=Decimal(step),
+        base_volume=Decimal(vol),
+        volatility=volat,
+        zero_volume_rate=zero,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def default_symbols() -> list[SymbolListing]:
@@ -121,8 +140,18 @@ def default_symbols() -> list[SymbolListing]:
         _l("NEARUSDT", "2020-10-14", "5", "0.001", "0.1", "20000", 1.9, 0.01),
         _l("APTUSDT", "2022-10-19", "9", "0.001", "0.01", "10000", 1.9, 0.01),
         _l("ARBUSDT", "2023-03-23", "1", "0.0001", "0.1", "300000", 1.9, 0.01),
-        _l("LUNAUSDT", "2020-08-21", "0.5", "0.0001", "0.01", "100000", 2.5, 0.02,
-           status="BREAK", delisted_ms=_ms("2022-05-13")),
+        _l(
+            "LUNAUSDT",
+            "2020-08-21",
+            "0.5",
+            "0.0001",
+            "0.01",
+            "100000",
+            2.5,
+            0.02,
+            status="BREAK",
+            delisted_ms=_ms("2022-05-13"),
+        ),
     ]
 
 
@@ -172,12 +201,19 @@ class SimConfig:
         self.outages = outages
         if self.weight_limit < 1:
             raise ValidationError(f"weight_limit must be >= 1, got {self.weight_limit}")
-        for name in ("ws_update_interval_s", "ws_ping_interval_s", "ws_pong_timeout_s", "ban_s",
-                     "ws_max_lifetime_s"):
+        for name in (
+            "ws_update_interval_s",
+            "ws_ping_interval_s",
+            "ws_pong_timeout_s",
+            "ban_s",
+            "ws_max_lifetime_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValidationError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.ws_max_incoming_per_s < 1 or self.ws_max_streams < 1 or self.ban_after_429s < 1:
-            raise ValidationError("ws_max_incoming_per_s, ws_max_streams and ban_after_429s must be >= 1")
+            raise ValidationError(
+                "ws_max_incoming_per_s, ws_max_streams and ban_after_429s must be >= 1"
+            )
 
     def listing(self, symbol: str) -> SymbolListing | None:
         """The listing of ``symbol``, or None if the simulator does not list it."""

@@ -53,8 +53,17 @@ _MASK64 = 0xFFFFFFFFFFFFFFFF
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 # Field order inside a chunk's value matrix.
-FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades",
-          "taker_buy_base_volume", "taker_buy_quote_volume")
+FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
 O, H, L, C, V, Q, N, TB, TQ = range(9)  # noqa: E741
 
 
@@ -222,9 +231,13 @@ class Market:
         """The rows of ``GET /api/v3/klines`` as Python lists (what a client parses)."""
         import json
 
-        return list(json.loads(self.klines_json(symbol, interval, start_ms, end_ms, limit, now_ms=now_ms)))
+        return list(
+            json.loads(self.klines_json(symbol, interval, start_ms, end_ms, limit, now_ms=now_ms))
+        )
 
-    def current(self, symbol: str, interval: Interval | str, now_ms: int | None = None) -> Candle | None:
+    def current(
+        self, symbol: str, interval: Interval | str, now_ms: int | None = None
+    ) -> Candle | None:
         """The candle of ``interval`` containing ``now`` with its values as of now (or None)."""
         iv = Interval.parse(interval)
         now = self.clock.now_ms() if now_ms is None else now_ms
@@ -279,14 +292,26 @@ class Market:
             return whole, frac * _POW10[8 - d]
 
         pd, qd = s.pd, s.qd
-        m = np.column_stack([
-            t, *split(rows[:, O], pd), *split(rows[:, H], pd), *split(rows[:, L], pd),
-            *split(rows[:, C], pd), *split(rows[:, V], qd), t + span, *split(rows[:, Q], 8),
-            rows[:, N], *split(rows[:, TB], qd), *split(rows[:, TQ], 8),
-        ])
+        m = np.column_stack(
+            [
+                t,
+                *split(rows[:, O], pd),
+                *split(rows[:, H], pd),
+                *split(rows[:, L], pd),
+                *split(rows[:, C], pd),
+                *split(rows[:, V], qd),
+                t + span,
+                *split(rows[:, Q], 8),
+                rows[:, N],
+                *split(rows[:, TB], qd),
+                *split(rows[:, TQ], 8),
+            ]
+        )
         return [_ROW_TMPL % tuple(r) for r in m.tolist()]
 
-    def _json_row(self, s: _Sym, iv: Interval, t: int, v: list[int], close_ms: int | None = None) -> str:
+    def _json_row(
+        self, s: _Sym, iv: Interval, t: int, v: list[int], close_ms: int | None = None
+    ) -> str:
         pd, qd = s.pd, s.qd
         if close_ms is None:
             close_ms = iv.close_time(t)
@@ -321,14 +346,19 @@ class Market:
         # the blocking (every value is a pure function of its minute).
         first = day - day % (_BLOCK_DAYS * DAY_MS)
         block = self._compute_days(s, first, _BLOCK_DAYS)
-        result = (self._static_valid(s, day), block[:, (day - first) // MINUTE_MS:(day - first) // MINUTE_MS + 1440])
+        result = (
+            self._static_valid(s, day),
+            block[:, (day - first) // MINUTE_MS : (day - first) // MINUTE_MS + 1440],
+        )
         with self._lock:
             for k in range(_BLOCK_DAYS):
                 d = first + k * DAY_MS
                 if d == day or (s.listing.symbol, d) in self._days:
                     continue
                 self._days[(s.listing.symbol, d)] = (
-                    self._static_valid(s, d), block[:, k * 1440:(k + 1) * 1440])
+                    self._static_valid(s, d),
+                    block[:, k * 1440 : (k + 1) * 1440],
+                )
             self._days[key] = result
             self._days.move_to_end(key)
             while len(self._days) > self._day_cache:
@@ -398,8 +428,17 @@ class Market:
         np_ = n * elapsed // MINUTE_MS
         if vp > 0:
             np_ = max(np_, 1)
-        return [o, hp, lp, cp, vp, q * elapsed // MINUTE_MS, np_,
-                tb * elapsed // MINUTE_MS, tq * elapsed // MINUTE_MS]
+        return [
+            o,
+            hp,
+            lp,
+            cp,
+            vp,
+            q * elapsed // MINUTE_MS,
+            np_,
+            tb * elapsed // MINUTE_MS,
+            tq * elapsed // MINUTE_MS,
+        ]
 
     def _day_chunk(self, s: _Sym, iv: Interval, day: int, now: int, want_json: bool) -> _Chunk:
         """Candles of ``iv`` (<= 1d) opening in ``day`` as of ``now``; closed days are cached."""
@@ -411,8 +450,12 @@ class Market:
                 if hit is not None:
                     self._chunks.move_to_end(key)
                     if want_json and hit.json is None:
-                        hit.json = self._json_rows(s, iv.ms - 1, hit.opens,
-                                                   np.asarray(hit.values, dtype=np.int64).reshape(-1, 9))
+                        hit.json = self._json_rows(
+                            s,
+                            iv.ms - 1,
+                            hit.opens,
+                            np.asarray(hit.values, dtype=np.int64).reshape(-1, 9),
+                        )
                     return hit
         static = self._static_valid(s, day)
         if day > now or not static.any():
@@ -421,7 +464,7 @@ class Market:
         valid = valid.copy()
         if not closed_day:
             cur = (now - day) // MINUTE_MS  # minute containing now
-            valid[cur + 1:] = False
+            valid[cur + 1 :] = False
         k = iv.ms // MINUTE_MS
         g = 1440 // k
         vm = valid.reshape(g, k)
@@ -459,8 +502,9 @@ class Market:
                     self._chunks.popitem(last=False)
         return chunk
 
-    def _patch_partial(self, agg: I64, vals: I64, cur: int, k: int, vm: npt.NDArray[np.bool_],
-                       elapsed: int) -> None:
+    def _patch_partial(
+        self, agg: I64, vals: I64, cur: int, k: int, vm: npt.NDArray[np.bool_], elapsed: int
+    ) -> None:
         """Replace the current minute's final values by its values as of now in its group."""
         gi, pos = divmod(cur, k)
         part = self._partial(vals, cur, elapsed)
@@ -506,7 +550,9 @@ class Market:
             else:
                 hi = int(vals[H, i]) if (e1 < t_hi <= e2 or (j == 0 and t_hi == 0)) else max(o, c)
                 lo = int(vals[L, i]) if (e1 < t_lo <= e2 or (j == 0 and t_lo == 0)) else min(o, c)
-                row = [o, max(hi, o, c), min(lo, o, c), c] + [cur[f] - prev[f] for f in (V, Q, N, TB, TQ)]
+                row = [o, max(hi, o, c), min(lo, o, c), c] + [
+                    cur[f] - prev[f] for f in (V, Q, N, TB, TQ)
+                ]
             opens.append(minute + e1)
             values.append(row)
             prev = cur
@@ -527,8 +573,9 @@ class Market:
         v += [sum(x[f] for x in days) for f in (V, Q, N, TB, TQ)]
         return _Chunk([open_ms], [v], [self._json_row(s, iv, open_ms, v)])
 
-    def _chunks_from(self, s: _Sym, iv: Interval, t: int, step: int, now: int,
-                     want_json: bool) -> Iterator[tuple[int, int, _Chunk]]:
+    def _chunks_from(
+        self, s: _Sym, iv: Interval, t: int, step: int, now: int, want_json: bool
+    ) -> Iterator[tuple[int, int, _Chunk]]:
         """(span start, span end, chunk) walking forward (step=1) or back (-1) from ``t``."""
         if iv is Interval.S1:
             m = t - t % MINUTE_MS
@@ -548,7 +595,13 @@ class Market:
                 d += step * DAY_MS
 
     def _select(
-        self, s: _Sym, iv: Interval, start: int | None, end: int | None, limit: int, now: int,
+        self,
+        s: _Sym,
+        iv: Interval,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        now: int,
         want_json: bool,
     ) -> list[tuple[int, list[int], str]]:
         """(open_ms, values, json) of the rows Binance returns, ascending."""
@@ -584,7 +637,9 @@ class Market:
             if span_end <= listed:
                 break
             jsons = chunk.json or [""] * len(chunk.opens)
-            for t, v, j in zip(reversed(chunk.opens), reversed(chunk.values), reversed(jsons), strict=True):
+            for t, v, j in zip(
+                reversed(chunk.opens), reversed(chunk.values), reversed(jsons), strict=True
+            ):
                 if t <= hi:
                     out.append((t, v, j))
                     if len(out) == limit:

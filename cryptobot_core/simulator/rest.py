@@ -36,8 +36,12 @@ PARAMS = {
     "/api/v3/exchangeInfo": frozenset(
         {"symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"}
     ),
-    "/api/v3/klines": frozenset({"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}),
-    "/api/v3/uiKlines": frozenset({"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}),
+    "/api/v3/klines": frozenset(
+        {"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}
+    ),
+    "/api/v3/uiKlines": frozenset(
+        {"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}
+    ),
 }
 SYMBOL_PARAM_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
 SYMBOLS_PARAM_RE = re.compile(r'^\[("[A-Z0-9\-_.]{1,20}"(,"[A-Z0-9\-_.]{1,20}"){0,}){0,1}\]$')
@@ -49,8 +53,9 @@ JSON_CT = "application/json;charset=UTF-8"
 class BinanceHTTPError(Exception):
     """An error response in Binance's shape: HTTP status and {"code", "msg"}."""
 
-    def __init__(self, code: int, msg: str, status: int = 400,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: int, msg: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         self.code = code
         self.msg = msg
         self.status = status
@@ -79,7 +84,9 @@ def not_valid(name: str) -> BinanceHTTPError:
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
-        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type=None,
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        status=status,
+        content_type=None,
         headers={"Content-Type": JSON_CT},
     )
 
@@ -159,8 +166,15 @@ def _symbol_info(s: SymbolListing) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
-                       "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": True,
         "otoAllowed": True,
@@ -171,29 +185,61 @@ def _symbol_info(s: SymbolListing) -> dict[str, Any]:
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000",
-             "tickSize": tick},
-            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000.00000000",
-             "stepSize": step},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": tick,
+                "maxPrice": "1000000.00000000",
+                "tickSize": tick,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": step,
+                "maxQty": "9000000.00000000",
+                "stepSize": step,
+            },
             {"filterType": "ICEBERG_PARTS", "limit": 10},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000",
-             "maxQty": "100000.00000000", "stepSize": "0.00000000"},
-            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10,
-             "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10,
-             "maxTrailingBelowDelta": 2000},
-            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5",
-             "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2",
-             "avgPriceMins": 5},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "100000.00000000",
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": 10,
+                "maxTrailingAboveDelta": 2000,
+                "minTrailingBelowDelta": 10,
+                "maxTrailingBelowDelta": 2000,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2",
+                "askMultiplierUp": "5",
+                "askMultiplierDown": "0.2",
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH",
-                                            "DECREMENT"],
+        "allowedSelfTradePreventionModes": [
+            "NONE",
+            "EXPIRE_TAKER",
+            "EXPIRE_MAKER",
+            "EXPIRE_BOTH",
+            "DECREMENT",
+        ],
     }
 
 
@@ -203,12 +249,20 @@ def exchange_info(config: SimConfig, now_ms: int, symbols: list[SymbolListing]) 
         "timezone": "UTC",
         "serverTime": now_ms,
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": config.weight_limit},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": config.weight_limit,
+            },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
             {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
-             "limit": 300000},
+            {
+                "rateLimitType": "RAW_REQUESTS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": 300000,
+            },
         ],
         "exchangeFilters": [],
         "symbols": [_symbol_info(s) for s in symbols],
@@ -277,8 +331,10 @@ class Rest:
             resp = err.response
         except Exception:  # never a stack trace to the client; log it here instead
             log.exception("simulator: unexpected error serving %s", request.path_qs)
-            resp = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."},
-                         status=500)
+            resp = _json(
+                {"code": -1000, "msg": "An unknown error occurred while processing the request."},
+                status=500,
+            )
         used = str(self.limiter.used())
         resp.headers["X-MBX-USED-WEIGHT-1M"] = used
         resp.headers["X-MBX-USED-WEIGHT"] = used
@@ -289,23 +345,37 @@ class Rest:
         f = self.faults
         if f.chance(f.rate_418):
             raise BinanceHTTPError(
-                -1003, "Way too much request weight used; IP banned until "
+                -1003,
+                "Way too much request weight used; IP banned until "
                 f"{self.limiter.clock.now_ms() + f.retry_after_s * 1000}. Please use WebSocket "
                 "Streams for live updates to avoid bans.",
-                status=418, headers={"Retry-After": str(f.retry_after_s)})
+                status=418,
+                headers={"Retry-After": str(f.retry_after_s)},
+            )
         if f.chance(f.rate_429):
             raise BinanceHTTPError(
-                -1003, "Too many requests; please use WebSocket Streams for live updates.",
-                status=429, headers={"Retry-After": str(f.retry_after_s)})
+                -1003,
+                "Too many requests; please use WebSocket Streams for live updates.",
+                status=429,
+                headers={"Retry-After": str(f.retry_after_s)},
+            )
         if f.chance(f.error_5xx_rate):
             status = f.choice([500, 502, 503, 504])
             if status in (500, 503):
-                resp = _json({"code": -1001, "msg": "Internal error; unable to process your "
-                              "request. Please try again."}, status=status)
+                resp = _json(
+                    {
+                        "code": -1001,
+                        "msg": "Internal error; unable to process your request. Please try again.",
+                    },
+                    status=status,
+                )
             else:
                 # What a CDN in front of Binance answers: HTML, not JSON.
-                resp = web.Response(status=status, content_type="text/html",
-                                    text=f"<html><body><h1>{status} Gateway error</h1></body></html>")
+                resp = web.Response(
+                    status=status,
+                    content_type="text/html",
+                    text=f"<html><body><h1>{status} Gateway error</h1></body></html>",
+                )
             raise _Injected5xx(resp)
 
     def _check_params(self, request: web.Request) -> None:
@@ -316,8 +386,10 @@ class Rest:
         read = [k for k in keys if k in allowed]
         if len(read) != len(keys):
             raise BinanceHTTPError(
-                -1104, f"Not all sent parameters were read; read '{len(read)}' parameter(s) but "
-                f"was sent '{len(keys)}'.")
+                -1104,
+                f"Not all sent parameters were read; read '{len(read)}' parameter(s) but "
+                f"was sent '{len(keys)}'.",
+            )
 
     async def ping(self, request: web.Request) -> web.Response:
         """GET /api/v3/ping."""
@@ -341,7 +413,9 @@ class Rest:
             listings = self._lookup([symbol])
         elif symbols_raw is not None:
             if not SYMBOLS_PARAM_RE.match(symbols_raw):
-                raise illegal("symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$')
+                raise illegal(
+                    "symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
+                )
             names = json.loads(symbols_raw)
             if not names:
                 raise mandatory("symbols")
@@ -379,8 +453,10 @@ class Rest:
         tz = _param(q, "timeZone")
         if tz is not None and tz not in UTC_ZONES:
             raise BinanceHTTPError(
-                -1130, "Data sent for parameter 'timeZone' is not valid. The simulator serves "
-                "UTC only (timeZone=0).")
+                -1130,
+                "Data sent for parameter 'timeZone' is not valid. The simulator serves "
+                "UTC only (timeZone=0).",
+            )
         if limit is None:
             limit = DEFAULT_LIMIT
         elif not 1 <= limit <= MAX_LIMIT:

@@ -122,8 +122,12 @@ class SimulatorServer:
     def __enter__(self) -> SimulatorServer:
         return self.start() if self._thread is None else self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # ---- addresses ----------------------------------------------------------------------

@@ -129,7 +129,9 @@ class WsHub:
             iv = Interval(iv_name)
         except ValueError:
             allowed = ", ".join(i.value for i in Interval)
-            raise StreamNameError(f"invalid interval in stream {name!r}; allowed: {allowed}") from None
+            raise StreamNameError(
+                f"invalid interval in stream {name!r}; allowed: {allowed}"
+            ) from None
         now = self.clock.now_ms()
         return StreamState(name, symbol, iv, iv.floor(now))
 
@@ -149,12 +151,18 @@ class WsHub:
             return web.json_response({"code": 2, "msg": f"Invalid request: {exc}"}, status=400)
         if len(states) > self.config.ws_max_streams:
             return web.json_response(
-                {"code": 2, "msg": f"Invalid request: at most {self.config.ws_max_streams} "
-                 "streams per connection"}, status=400)
+                {
+                    "code": 2,
+                    "msg": f"Invalid request: at most {self.config.ws_max_streams} "
+                    "streams per connection",
+                },
+                status=400,
+            )
         ws = web.WebSocketResponse(autoping=False, heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = Conn(ws, request, combined, {s.name: s for s in states},
-                    opened_sim_ms=self.clock.now_ms())
+        conn = Conn(
+            ws, request, combined, {s.name: s for s in states}, opened_sim_ms=self.clock.now_ms()
+        )
         self.conns.add(conn)
         self.stats.add("ws_connections_opened")
         self.stats.add("ws_connections_open")
@@ -193,8 +201,15 @@ class WsHub:
                 if reply is not None and not self.faults.stall:
                     await self._send(conn, reply)
             elif msg.type is WSMsgType.BINARY:
-                await self._send(conn, {"code": 3, "msg": "Invalid JSON: binary frames are not accepted"})
-            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                await self._send(
+                    conn, {"code": 3, "msg": "Invalid JSON: binary frames are not accepted"}
+                )
+            elif msg.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
                 return
 
     def control(self, conn: Conn, text: str) -> dict[str, Any] | None:
@@ -206,17 +221,27 @@ class WsHub:
         if not isinstance(req, dict):
             return {"code": 2, "msg": "Invalid request: request must be a JSON object"}
         rid = req.get("id")
-        if not (rid is None or (isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0)
-                or (isinstance(rid, str) and len(rid) <= 36)):
-            return {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer, "
-                    "a string of up to 36 characters, or null"}
+        if not (
+            rid is None
+            or (isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0)
+            or (isinstance(rid, str) and len(rid) <= 36)
+        ):
+            return {
+                "code": 2,
+                "msg": "Invalid request: request ID must be an unsigned integer, "
+                "a string of up to 36 characters, or null",
+            }
         method = req.get("method")
         if "method" not in req:
             return {"code": 2, "msg": "Invalid request: missing field `method`", "id": rid}
         if method not in METHODS:
-            return {"code": 2, "msg": f"Invalid request: unknown variant `{method}`, expected one "
-                    "of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, "
-                    "`GET_PROPERTY`", "id": rid}
+            return {
+                "code": 2,
+                "msg": f"Invalid request: unknown variant `{method}`, expected one "
+                "of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, "
+                "`GET_PROPERTY`",
+                "id": rid,
+            }
         params = req.get("params", [])
         if not isinstance(params, list):
             return {"code": 2, "msg": "Invalid request: params must be an array", "id": rid}
@@ -224,12 +249,19 @@ class WsHub:
             return {"result": list(conn.streams), "id": rid}
         if method == "GET_PROPERTY":
             if params != ["combined"]:
-                return {"code": 2, "msg": "Invalid request: the only property is \"combined\"", "id": rid}
+                return {
+                    "code": 2,
+                    "msg": 'Invalid request: the only property is "combined"',
+                    "id": rid,
+                }
             return {"result": conn.combined, "id": rid}
         if method == "SET_PROPERTY":
             if len(params) != 2 or params[0] != "combined" or not isinstance(params[1], bool):
-                return {"code": 1, "msg": "Invalid value type: expected [\"combined\", true|false]",
-                        "id": rid}
+                return {
+                    "code": 1,
+                    "msg": 'Invalid value type: expected ["combined", true|false]',
+                    "id": rid,
+                }
             conn.combined = params[1]
             return {"result": None, "id": rid}
         if method == "SUBSCRIBE":
@@ -238,15 +270,23 @@ class WsHub:
             except StreamNameError as exc:
                 return {"code": 2, "msg": f"Invalid request: {exc}", "id": rid}
             if len(conn.streams) + len(new) > self.config.ws_max_streams:
-                return {"code": 2, "msg": f"Invalid request: at most {self.config.ws_max_streams} "
-                        "streams per connection", "id": rid}
+                return {
+                    "code": 2,
+                    "msg": f"Invalid request: at most {self.config.ws_max_streams} "
+                    "streams per connection",
+                    "id": rid,
+                }
             for s in new:
                 conn.streams[s.name] = s
             return {"result": None, "id": rid}
         # UNSUBSCRIBE: names that are not subscribed are ignored, as on Binance.
         for p in params:
             if not isinstance(p, str):
-                return {"code": 2, "msg": "Invalid request: stream names must be strings", "id": rid}
+                return {
+                    "code": 2,
+                    "msg": "Invalid request: stream names must be strings",
+                    "id": rid,
+                }
             conn.streams.pop(p, None)
         return {"result": None, "id": rid}
 
@@ -364,7 +404,9 @@ class WsHub:
             if conn.ws.closed:
                 continue
             try:
-                await conn.ws.send_str(json.dumps({"e": "serverShutdown", "E": self.clock.now_ms()}))
+                await conn.ws.send_str(
+                    json.dumps({"e": "serverShutdown", "E": self.clock.now_ms()})
+                )
                 await conn.ws.close(code=1001, message=b"Server shutdown")
             except (ConnectionResetError, RuntimeError):
                 pass

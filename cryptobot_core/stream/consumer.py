@@ -202,8 +202,10 @@ class StreamConsumer:
                     log.debug("topic not recreated yet: %s", exc)
             return
         if self._topic_id is not None and current != self._topic_id:
-            log.warning("topic %s was recreated (broker restart?); re-reading it from the start",
-                        self.settings.kafka_topic)
+            log.warning(
+                "topic %s was recreated (broker restart?); re-reading it from the start",
+                self.settings.kafka_topic,
+            )
             self.stats.topic_resets += 1
             self._read_up_to.clear()
             assigned = consumer.assignment()
@@ -226,8 +228,11 @@ class StreamConsumer:
                 received.append(msg.received_at_ms)
             except MessageError as exc:
                 raw = rec.value.decode("utf-8", errors="replace") if rec.value else ""
-                dead.append(DeadLetter(exc.reason, raw, rec.topic, rec.partition, rec.offset,
-                                       datetime.now(UTC)))
+                dead.append(
+                    DeadLetter(
+                        exc.reason, raw, rec.topic, rec.partition, rec.offset, datetime.now(UTC)
+                    )
+                )
         newest = collapse(candles)
         if not self._write(newest, dead, stop):
             # Stopped while the store was down: nothing committed, the batch will replay.
@@ -282,8 +287,14 @@ class StreamConsumer:
             return
         ops = []
         for d in dead:
-            doc = {"reason": d.reason, "raw": d.raw, "topic": d.topic, "partition": d.partition,
-                   "offset": d.offset, "at": d.at}
+            doc = {
+                "reason": d.reason,
+                "raw": d.raw,
+                "topic": d.topic,
+                "partition": d.partition,
+                "offset": d.offset,
+                "at": d.at,
+            }
             ops.append(UpdateOne({"_id": d.id}, {"$setOnInsert": doc}, upsert=True))
         with store_errors(f"writing {len(ops)} dead letters"):
             self._db[DEAD_LETTERS].bulk_write(ops, ordered=False)
@@ -299,15 +310,26 @@ class StreamConsumer:
                     self.settings, client_id="cryptobot-stream-dead-letters"
                 )
             for d in dead:
-                body = {"reason": d.reason, "raw": d.raw, "topic": d.topic,
-                        "partition": d.partition, "offset": d.offset,
-                        "at": d.at.isoformat()}
-                self._dl_producer.send(self.settings.kafka_dead_letter_topic,
-                                       key=d.id.encode(), value=json.dumps(body).encode())
+                body = {
+                    "reason": d.reason,
+                    "raw": d.raw,
+                    "topic": d.topic,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "at": d.at.isoformat(),
+                }
+                self._dl_producer.send(
+                    self.settings.kafka_dead_letter_topic,
+                    key=d.id.encode(),
+                    value=json.dumps(body).encode(),
+                )
             self._dl_producer.flush(timeout=10)
         except (KafkaError, BrokerUnavailable) as exc:
-            log.error("dead letters %s recorded in MongoDB but not on the dead-letter topic: %s",
-                      [d.id for d in dead], exc)
+            log.error(
+                "dead letters %s recorded in MongoDB but not on the dead-letter topic: %s",
+                [d.id for d in dead],
+                exc,
+            )
 
     def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         commit = {tp: OffsetAndMetadata(off + 1, "", -1) for tp, off in offsets.items()}

@@ -31,7 +31,10 @@ class Heartbeat:
     """Writes the heartbeat of one process role at most every ``every_s`` seconds."""
 
     def __init__(
-        self, db: Database[dict[str, Any]], role: str, run_id: str | None = None,
+        self,
+        db: Database[dict[str, Any]],
+        role: str,
+        run_id: str | None = None,
         every_s: float = BEAT_EVERY_S,
     ) -> None:
         if role not in ROLES:
@@ -76,7 +79,9 @@ def read_heartbeats(db: Database[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {doc["_id"]: doc for doc in db[HEARTBEATS].find({"_id": {"$in": list(ROLES)}})}
 
 
-def is_stale(doc: dict[str, Any] | None, now: datetime, stale_after_s: float = STALE_AFTER_S) -> bool:
+def is_stale(
+    doc: dict[str, Any] | None, now: datetime, stale_after_s: float = STALE_AFTER_S
+) -> bool:
     """True when there is no heartbeat or it is older than ``stale_after_s``."""
     if doc is None:
         return True

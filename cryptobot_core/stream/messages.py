@@ -81,7 +81,9 @@ def decode(value: bytes | None, key: bytes | None = None) -> StreamMessage:
         raise MessageError(f"value must be a JSON object, got {type(body).__name__}")
     version = body.get("v")
     if version not in SUPPORTED_VERSIONS:
-        raise MessageError(f"unsupported envelope version {version!r}; supported: {SUPPORTED_VERSIONS}")
+        raise MessageError(
+            f"unsupported envelope version {version!r}; supported: {SUPPORTED_VERSIONS}"
+        )
     if "raw" in body and "event" not in body:
         raise MessageError(f"malformed frame from the exchange: {body.get('reason', 'unknown')}")
     event = body.get("event")

@@ -114,8 +114,13 @@ class Spool:
 class KafkaSender:
     """One thread that sends queued records to Kafka and spools whatever fails."""
 
-    def __init__(self, settings: Settings, stats: ProducerStats, spool: Spool,
-                 max_queue: int = kafka_util.MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stats: ProducerStats,
+        spool: Spool,
+        max_queue: int = kafka_util.MAX_IN_FLIGHT,
+    ) -> None:
         self.settings = settings
         self.topic = settings.kafka_topic
         self.stats = stats
@@ -353,8 +358,10 @@ class StreamProducer:
             raw = getattr(item, "raw", None)
             value = encode_event(raw) if isinstance(raw, dict) else encode_candle(item)
             sender.offer(item.symbol.encode(), value)
-            if item.event_time and (self.stats.newest_event_time is None
-                                    or item.event_time > self.stats.newest_event_time):
+            if item.event_time and (
+                self.stats.newest_event_time is None
+                or item.event_time > self.stats.newest_event_time
+            ):
                 self.stats.newest_event_time = item.event_time
         elif kind == "MalformedFrame":
             self.stats.malformed += 1
@@ -364,8 +371,11 @@ class StreamProducer:
             self.stats.gaps += 1
             to_ms = int(item.missed_to_ms)
             # Nothing received before the drop: assume the whole UTC day may be missing.
-            from_ms = int(item.missed_from_ms) if item.missed_from_ms is not None \
+            from_ms = (
+                int(item.missed_from_ms)
+                if item.missed_from_ms is not None
                 else to_ms - to_ms % 86_400_000
+            )
             self._pending_gaps.append(gap_doc(list(item.symbols), from_ms, to_ms, str(item.reason)))
             log.warning("stream gap %s", self._pending_gaps[-1]["_id"])
         else:
@@ -399,7 +409,9 @@ class StreamProducer:
             self._pending_gaps = gaps + self._pending_gaps
 
 
-def gap_doc(symbols: list[str], missed_from_ms: int, missed_to_ms: int, reason: str) -> dict[str, Any]:
+def gap_doc(
+    symbols: list[str], missed_from_ms: int, missed_to_ms: int, reason: str
+) -> dict[str, Any]:
     """A ``stream_gaps`` document (idempotent _id from its span)."""
     return {
         "_id": f"{missed_from_ms}-{missed_to_ms}-{','.join(sorted(symbols))}"[:500],

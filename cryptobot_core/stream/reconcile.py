@@ -50,7 +50,9 @@ def compare(minutes: Sequence[Candle], quarter: Candle) -> dict[str, tuple[str, 
     return out
 
 
-def reconcile(db: Database[dict[str, Any]], symbols: Sequence[str] | None = None) -> ReconcileReport:
+def reconcile(
+    db: Database[dict[str, Any]], symbols: Sequence[str] | None = None
+) -> ReconcileReport:
     """Compare every closed 15m window present in both streaming_data_1m and historical_data_15m."""
     stream = CandleStore(db, STREAMING_1M)
     history = CandleStore(db, HISTORICAL_15M)
@@ -75,4 +77,3 @@ def reconcile(db: Database[dict[str, Any]], symbols: Sequence[str] | None = None
             if diff:
                 report.mismatches.append(Mismatch(symbol, open_ms, diff))
     return report
-

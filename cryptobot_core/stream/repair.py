@@ -77,7 +77,9 @@ def open_gaps(db: Database[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(db[STREAM_GAPS].find({"repaired": False}).sort("missed_from", 1))
 
 
-def scan_window(now_ms: int, gaps: Sequence[dict[str, Any]], since_ms: int | None = None) -> tuple[int, int]:
+def scan_window(
+    now_ms: int, gaps: Sequence[dict[str, Any]], since_ms: int | None = None
+) -> tuple[int, int]:
     """[start, end) to scan: from the UTC day start (or ``since_ms``, or the oldest open gap)
     up to the last minute that has closed at ``now_ms``."""
     end = M1.floor(now_ms)
@@ -114,20 +116,31 @@ def repair(
             report.missing[symbol] = len(holes)
             written = 0
             for lo, hi in spans(holes):
-                candles = [c.with_source(Source.REPAIR) for c in rest.klines(symbol, M1, lo, hi)
-                           if c.is_closed]
+                candles = [
+                    c.with_source(Source.REPAIR)
+                    for c in rest.klines(symbol, M1, lo, hi)
+                    if c.is_closed
+                ]
                 store.upsert(candles)
                 written += len(candles)
             report.repaired[symbol] = written
             report.unavailable[symbol] = len(holes) - written
             if holes:
-                log.info("repaired %d of %d missing minutes of %s in [%s, %s)", written,
-                         len(holes), symbol, ms_to_dt(start), ms_to_dt(end))
+                log.info(
+                    "repaired %d of %d missing minutes of %s in [%s, %s)",
+                    written,
+                    len(holes),
+                    symbol,
+                    ms_to_dt(start),
+                    ms_to_dt(end),
+                )
         with store_errors("marking gaps repaired"):
             for g in gaps:
                 if dt_to_ms(g["missed_to"]) <= end:
-                    db[STREAM_GAPS].update_one({"_id": g["_id"]},
-                                               {"$set": {"repaired": True, "repaired_until": ms_to_dt(end)}})
+                    db[STREAM_GAPS].update_one(
+                        {"_id": g["_id"]},
+                        {"$set": {"repaired": True, "repaired_until": ms_to_dt(end)}},
+                    )
                     report.gaps_resolved += 1
         return report
     finally:

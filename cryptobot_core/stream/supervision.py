@@ -57,12 +57,20 @@ def decide(
     ordered = sorted(runs, key=lambda r: r.started_at or now, reverse=True)
     keep, extra = ordered[0], tuple(r.run_id for r in ordered[1:])
     if keep.started_at is None or now - keep.started_at < timedelta(seconds=grace_s):
-        return Decision(Action.KEEP, extra, "run starting" + (", extra runs terminated" if extra else ""))
+        return Decision(
+            Action.KEEP, extra, "run starting" + (", extra runs terminated" if extra else "")
+        )
     own = heartbeat is not None and heartbeat.get("run_id") == keep.run_id
     if not own:
-        return Decision(Action.RELAUNCH, (keep.run_id, *extra),
-                        f"run {keep.run_id} never wrote a heartbeat within {grace_s:.0f}s")
+        return Decision(
+            Action.RELAUNCH,
+            (keep.run_id, *extra),
+            f"run {keep.run_id} never wrote a heartbeat within {grace_s:.0f}s",
+        )
     if is_stale(heartbeat, now, stale_after_s):
-        return Decision(Action.RELAUNCH, (keep.run_id, *extra),
-                        f"heartbeat of run {keep.run_id} older than {stale_after_s:.0f}s")
+        return Decision(
+            Action.RELAUNCH,
+            (keep.run_id, *extra),
+            f"heartbeat of run {keep.run_id} older than {stale_after_s:.0f}s",
+        )
     return Decision(Action.KEEP, extra, "healthy")

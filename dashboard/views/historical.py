@@ -49,13 +49,20 @@ def render() -> None:
     by_name = {s["symbol"]: s for s in symbols}
     left, mid, right = st.columns([1, 1, 2])
     symbol = left.selectbox("Symbol", list(by_name), key="hist_symbol")
-    requested = mid.selectbox("Interval", list(INTERVALS), index=1, key="hist_interval",
-                              help="Long ranges switch to a coarser interval automatically.")
+    requested = mid.selectbox(
+        "Interval",
+        list(INTERVALS),
+        index=1,
+        key="hist_interval",
+        help="Long ranges switch to a coarser interval automatically.",
+    )
     first, last = _extent(by_name[symbol])
     picked = right.date_input(
         "Date range (UTC)",
         value=(max(first, last - timedelta(days=DEFAULT_DAYS - 1)), last),
-        min_value=first, max_value=max(last, first), key="hist_range",
+        min_value=first,
+        max_value=max(last, first),
+        key="hist_range",
     )
     days = tuple(picked) if isinstance(picked, tuple | list) else (picked,)
     if len(days) != 2:
@@ -93,36 +100,50 @@ def render() -> None:
     t0 = time.perf_counter()
     rows = result["candles"]
     if not rows:
-        st.info(no_data_message(ctx.dagster_url,
-                                f"No {symbol} candles between {days[0]} and {days[1]}"),
-                icon=":material/inbox:")
+        st.info(
+            no_data_message(
+                ctx.dagster_url, f"No {symbol} candles between {days[0]} and {days[1]}"
+            ),
+            icon=":material/inbox:",
+        )
         return
     if result.get("truncated"):
         st.warning("The API sent more pages than expected; the chart shows the first part.")
     df = charts.candles_frame(rows)
     if stats:
         _stats_row(stats, symbol)
-    st.plotly_chart(charts.candlestick_figure(df, symbol, interval), config=charts.PLOT_CONFIG,
-                    key="hist_candles")
-    st.plotly_chart(charts.close_figure(df, symbol, interval), config=charts.PLOT_CONFIG,
-                    key="hist_close")
+    st.plotly_chart(
+        charts.candlestick_figure(df, symbol, interval),
+        config=charts.PLOT_CONFIG,
+        key="hist_candles",
+    )
+    st.plotly_chart(
+        charts.close_figure(df, symbol, interval), config=charts.PLOT_CONFIG, key="hist_close"
+    )
     if features:
         # Features are 15m rows; bucket them like the candles so points stay bounded.
         rule = charts.PANDAS_RULE[interval] if interval not in ("1m", "15m") else None
         fdf = charts.features_frame(features, rule)
-        st.plotly_chart(charts.volatility_figure(fdf, symbol), config=charts.PLOT_CONFIG,
-                        key="hist_volatility")
+        st.plotly_chart(
+            charts.volatility_figure(fdf, symbol), config=charts.PLOT_CONFIG, key="hist_volatility"
+        )
     elif features_error is not None:
         show_api_error(features_error)
     else:
-        st.info("No volatility features for this range yet — materialize candle_features_15m "
-                f"in Dagster at {ctx.dagster_url}", icon=":material/inbox:")
-    st.plotly_chart(charts.volume_figure(df, symbol, interval), config=charts.PLOT_CONFIG,
-                    key="hist_volume")
+        st.info(
+            "No volatility features for this range yet — materialize candle_features_15m "
+            f"in Dagster at {ctx.dagster_url}",
+            icon=":material/inbox:",
+        )
+    st.plotly_chart(
+        charts.volume_figure(df, symbol, interval), config=charts.PLOT_CONFIG, key="hist_volume"
+    )
     elapsed = time.perf_counter() - t0
     st.session_state[RENDER_TIME_KEY] = elapsed
-    st.caption(f"{len(df)} {interval} candles from {result.get('source_dataset') or 'the API'}; "
-               f"rendered in {elapsed:.2f} s.")
+    st.caption(
+        f"{len(df)} {interval} candles from {result.get('source_dataset') or 'the API'}; "
+        f"rendered in {elapsed:.2f} s."
+    )
 
 
 def _stats_row(stats: dict[str, Any], symbol: str) -> None:

@@ -33,8 +33,10 @@ def render() -> None:
         stop_with_error(exc, ctx.client)
     live = [s["symbol"] for s in symbols if s.get("datasets", {}).get("1m")]
     if not live:
-        st.info(f"No live 1m data yet — start the stream (or backfill) in Dagster at "
-                f"{ctx.dagster_url}", icon=":material/inbox:")
+        st.info(
+            f"No live 1m data yet — start the stream (or backfill) in Dagster at {ctx.dagster_url}",
+            icon=":material/inbox:",
+        )
         return
     left, right = st.columns([1, 2])
     symbol = left.selectbox("Symbol", live, key="live_symbol")
@@ -60,18 +62,26 @@ def _panel(client: Any, symbol: str, hours: int) -> None:
     open_24h = _f(day.get("open"))
     change = (price / open_24h - 1) if price is not None and open_24h else _f(day.get("return"))
     cols = st.columns(3)
-    cols[0].metric(f"{symbol} price", f"{price:,.2f}" if price is not None else "—",
-                   f"{change * 100:+.2f} % (24 h)" if change is not None else None)
+    cols[0].metric(
+        f"{symbol} price",
+        f"{price:,.2f}" if price is not None else "—",
+        f"{change * 100:+.2f} % (24 h)" if change is not None else None,
+    )
     cols[1].metric("24 h high", f"{_f(day.get('high')) or 0:,.2f}" if day.get("high") else "—")
     cols[2].metric("24 h low", f"{_f(day.get('low')) or 0:,.2f}" if day.get("low") else "—")
     if not rows:
-        st.info(f"No 1m candles in the last {hours} h; the stream may be stopped.", icon=":material/inbox:")
+        st.info(
+            f"No 1m candles in the last {hours} h; the stream may be stopped.",
+            icon=":material/inbox:",
+        )
         return
     df = charts.candles_frame(rows)
     st.plotly_chart(
-        charts.candlestick_figure(df, symbol, "1m",
-                                  title=f"{symbol} live (1m candles, last {hours} h)"),
-        config=charts.PLOT_CONFIG, key="live_candles",
+        charts.candlestick_figure(
+            df, symbol, "1m", title=f"{symbol} live (1m candles, last {hours} h)"
+        ),
+        config=charts.PLOT_CONFIG,
+        key="live_candles",
     )
     st.caption(f"Updated {now:%H:%M:%S} UTC; refreshes every {REFRESH_S:.0f} s.")
 

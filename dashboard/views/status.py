@@ -28,12 +28,15 @@ def render() -> None:
     store = ready.get("store") or {}
     cols = st.columns(3)
     source = str(exchange.get("source", "?"))
-    cols[0].metric("Exchange source",
-                   f"{source} (simulated)" if exchange.get("simulated") else source)
+    cols[0].metric(
+        "Exchange source", f"{source} (simulated)" if exchange.get("simulated") else source
+    )
     cols[1].metric("Document store", "reachable" if store.get("reachable") else "unreachable")
     cols[2].link_button("Open the Dagster UI", ctx.dagster_url)
-    st.caption(f"Exchange REST URL: {exchange.get('rest_url', '?')} · API: {ctx.api_url} · "
-               f"Dagster: [{ctx.dagster_url}]({ctx.dagster_url})")
+    st.caption(
+        f"Exchange REST URL: {exchange.get('rest_url', '?')} · API: {ctx.api_url} · "
+        f"Dagster: [{ctx.dagster_url}]({ctx.dagster_url})"
+    )
 
     st.subheader("Freshness")
     datasets: dict[str, Any] = ready.get("datasets") or {}
@@ -58,8 +61,10 @@ def render() -> None:
     scols = st.columns(2)
     for col, part in zip(scols, ("producer", "consumer"), strict=True):
         beat = stream.get(part)
-        col.metric(f"{part.capitalize()} heartbeat",
-                   human_age(beat.get("age_seconds")) + " ago" if beat else "never seen")
+        col.metric(
+            f"{part.capitalize()} heartbeat",
+            human_age(beat.get("age_seconds")) + " ago" if beat else "never seen",
+        )
 
     st.subheader("Gaps")
     try:
@@ -72,18 +77,23 @@ def render() -> None:
             if key not in DATASETS or not info:
                 continue
             try:
-                found = ctx.client.gaps(entry["symbol"], key, _dt(info.get("first_open_time")),
-                                        _dt(info.get("last_open_time")))
+                found = ctx.client.gaps(
+                    entry["symbol"],
+                    key,
+                    _dt(info.get("first_open_time")),
+                    _dt(info.get("last_open_time")),
+                )
             except ApiError as exc:
                 show_api_error(exc)
                 continue
-            gaps.extend({"symbol": entry["symbol"], "dataset": DATASETS[key], **g}
-                        for g in found)
+            gaps.extend({"symbol": entry["symbol"], "dataset": DATASETS[key], **g} for g in found)
     if not symbols:
         st.caption("Nothing stored yet, so nothing to check.")
     elif gaps:
-        st.warning(f"{len(gaps)} gap(s) found; re-run the affected partitions in Dagster at "
-                   f"{ctx.dagster_url}.")
+        st.warning(
+            f"{len(gaps)} gap(s) found; re-run the affected partitions in Dagster at "
+            f"{ctx.dagster_url}."
+        )
         st.dataframe(pd.DataFrame(gaps), hide_index=True)
     else:
         st.success("No gaps found in the stored ranges.")

@@ -30,8 +30,14 @@ class Filled:
 def make_settings(mongo_uri: str, mongo_db: str, tmp: Path, **extra: Any) -> Settings:
     """Simulated-exchange settings for a given store (no .env read)."""
     return load_settings(
-        _env_file=None, mongo_uri=mongo_uri, mongo_db=mongo_db, exchange="sim",
-        data_dir=tmp / ".cryptobot", symbols="BTCUSDT,ETHUSDT", mongo_timeout_ms=1500, **extra,
+        _env_file=None,
+        mongo_uri=mongo_uri,
+        mongo_db=mongo_db,
+        exchange="sim",
+        data_dir=tmp / ".cryptobot",
+        symbols="BTCUSDT,ETHUSDT",
+        mongo_timeout_ms=1500,
+        **extra,
     )
 
 

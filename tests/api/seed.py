@@ -67,7 +67,8 @@ def seed(db: Database[dict[str, Any]], mkt: Market) -> None:
     stream = CandleStore(db, STREAMING_1M)
     stream.ensure_indexes()
     minutes = [
-        c for c in klines(mkt, "BTCUSDT", Interval.M1, STREAM_START, STREAM_END)
+        c
+        for c in klines(mkt, "BTCUSDT", Interval.M1, STREAM_START, STREAM_END)
         if not STREAM_HOLE[0] <= c.open_ms < STREAM_HOLE[1]
     ]
     stream.upsert(minutes)
@@ -78,15 +79,26 @@ def seed(db: Database[dict[str, Any]], mkt: Market) -> None:
     rows = []
     for i in range(FEATURE_ROWS):
         t = HISTORY_END - (FEATURE_ROWS - i) * Interval.M15.ms
-        rows.append({
-            "symbol": "BTCUSDT", "open_time": ms_to_dt(t), "close_time": ms_to_dt(t + 899_999),
-            "close": history.find("BTCUSDT", ms_to_dt(t), ms_to_dt(t + 1))[0].to_document()["close"],
-            "log_return": math.nan if i == 0 else 0.001 * i, "volatility_1h": None if i < 4 else 0.01,
-            "volatility_24h": None, "vwap": 42000.5 + i, "hl_range": 0.002, "volume_zscore": -0.5 + i,
-            "computed_at": datetime.now(UTC),
-        })
+        rows.append(
+            {
+                "symbol": "BTCUSDT",
+                "open_time": ms_to_dt(t),
+                "close_time": ms_to_dt(t + 899_999),
+                "close": history.find("BTCUSDT", ms_to_dt(t), ms_to_dt(t + 1))[0].to_document()[
+                    "close"
+                ],
+                "log_return": math.nan if i == 0 else 0.001 * i,
+                "volatility_1h": None if i < 4 else 0.01,
+                "volatility_24h": None,
+                "vwap": 42000.5 + i,
+                "hl_range": 0.002,
+                "volume_zscore": -0.5 + i,
+                "computed_at": datetime.now(UTC),
+            }
+        )
     db[FEATURES_15M].insert_many(rows)
     db[HEARTBEATS].replace_one(
-        {"_id": "producer"}, {"_id": "producer", "updated_at": datetime.now(UTC), "pid": 1},
+        {"_id": "producer"},
+        {"_id": "producer", "updated_at": datetime.now(UTC), "pid": 1},
         upsert=True,
     )

@@ -15,16 +15,26 @@ from cryptobot_core.query import MAX_LIMIT, RESAMPLED_INTERVALS, iso
 from tests.api import seed
 from tests.api.conftest import Filled
 
-DECIMALS = ("open", "high", "low", "close", "volume", "quote_volume",
-            "taker_buy_base_volume", "taker_buy_quote_volume")
+DECIMALS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
 
 
 def as_json(c: Candle) -> dict[str, object]:
     """A simulator candle in the API's JSON form."""
     return {
-        "open_time": iso(c.open_ms), "close_time": iso(c.close_ms),
+        "open_time": iso(c.open_ms),
+        "close_time": iso(c.close_ms),
         **{name: dec_str(getattr(c, name)) for name in DECIMALS},
-        "trades": c.trades, "is_closed": c.is_closed,
+        "trades": c.trades,
+        "is_closed": c.is_closed,
     }
 
 
@@ -86,8 +96,10 @@ def test_symbols_lists_first_last_and_count_per_dataset(client: TestClient, fill
 
 def test_candles_15m_are_the_exchange_candles_exactly(client: TestClient, filled: Filled) -> None:
     start, end = seed.HISTORY_START, seed.HISTORY_START + 7 * 86_400_000
-    resp = client.get("/candles/BTCUSDT", params={"interval": "15m", "start": iso(start),
-                                                   "end": str(end), "limit": 1000})
+    resp = client.get(
+        "/candles/BTCUSDT",
+        params={"interval": "15m", "start": iso(start), "end": str(end), "limit": 1000},
+    )
     body = resp.json()
     assert resp.status_code == 200
     assert body["symbol"] == "BTCUSDT" and body["interval"] == "15m"
@@ -104,22 +116,34 @@ def test_candles_15m_are_the_exchange_candles_exactly(client: TestClient, filled
 def test_resampled_candles_equal_the_exchange_candles(
     client: TestClient, filled: Filled, symbol: str, interval: str
 ) -> None:
-    resp = client.get(f"/candles/{symbol}", params={
-        "interval": interval, "start": seed.HISTORY_START, "end": seed.HISTORY_END,
-        "limit": MAX_LIMIT})
+    resp = client.get(
+        f"/candles/{symbol}",
+        params={
+            "interval": interval,
+            "start": seed.HISTORY_START,
+            "end": seed.HISTORY_END,
+            "limit": MAX_LIMIT,
+        },
+    )
     assert resp.status_code == 200, resp.text
     got = resp.json()["candles"]
-    expected = seed.klines(filled.market, symbol, Interval(interval), seed.HISTORY_START,
-                           seed.HISTORY_END)
+    expected = seed.klines(
+        filled.market, symbol, Interval(interval), seed.HISTORY_START, seed.HISTORY_END
+    )
     assert len(got) == len(expected) > 0
     assert got == [as_json(c) for c in expected]
 
 
 def test_weekly_buckets_open_on_monday(client: TestClient) -> None:
-    got = client.get("/candles/BTCUSDT", params={"interval": "1w", "start": "2023-12-28T00:00:00Z",
-                                                 "end": "2024-02-01"}).json()["candles"]
+    got = client.get(
+        "/candles/BTCUSDT",
+        params={"interval": "1w", "start": "2023-12-28T00:00:00Z", "end": "2024-02-01"},
+    ).json()["candles"]
     assert [c["open_time"] for c in got] == [
-        "2024-01-01T00:00:00.000Z", "2024-01-08T00:00:00.000Z", "2024-01-15T00:00:00.000Z"]
+        "2024-01-01T00:00:00.000Z",
+        "2024-01-08T00:00:00.000Z",
+        "2024-01-15T00:00:00.000Z",
+    ]
 
 
 def test_incomplete_bucket_only_with_include_open(client: TestClient, filled: Filled) -> None:
@@ -129,15 +153,17 @@ def test_incomplete_bucket_only_with_include_open(client: TestClient, filled: Fi
     # Hide the last 15m candle: its 12h bucket becomes open.
     filled.db["historical_data_15m"].update_one(
         {"symbol": "ETHUSDT", "open_time": ms_to_dt(seed.HISTORY_END - Interval.M15.ms)},
-        {"$set": {"is_closed": False}})
+        {"$set": {"is_closed": False}},
+    )
     try:
         closed = client.get("/candles/ETHUSDT", params=params).json()["candles"]
         with_open = client.get("/candles/ETHUSDT", params={**params, "include_open": "true"}).json()
         assert len(closed) == 1 and len(with_open["candles"]) == 2
         assert with_open["candles"][-1]["is_closed"] is False
     finally:
-        filled.db["historical_data_15m"].update_many({"symbol": "ETHUSDT"},
-                                                     {"$set": {"is_closed": True}})
+        filled.db["historical_data_15m"].update_many(
+            {"symbol": "ETHUSDT"}, {"$set": {"is_closed": True}}
+        )
 
 
 def test_cursor_pagination_walks_every_candle_once(client: TestClient) -> None:
@@ -158,7 +184,10 @@ def test_cursor_pagination_walks_every_candle_once(client: TestClient) -> None:
 def test_without_start_the_newest_candles_come_back(client: TestClient) -> None:
     body = client.get("/candles/BTCUSDT", params={"interval": "1h", "limit": 3}).json()
     assert [c["open_time"] for c in body["candles"]] == [
-        "2024-01-21T21:00:00.000Z", "2024-01-21T22:00:00.000Z", "2024-01-21T23:00:00.000Z"]
+        "2024-01-21T21:00:00.000Z",
+        "2024-01-21T22:00:00.000Z",
+        "2024-01-21T23:00:00.000Z",
+    ]
 
 
 def test_1m_comes_from_the_stream_closed_unless_include_open(client: TestClient) -> None:
@@ -177,16 +206,20 @@ def test_latest(client: TestClient, filled: Filled) -> None:
     assert one["interval"] == "1m" and one["candle"]["open_time"] == iso(seed.STREAM_END)
     fifteen = client.get("/candles/btcusdt/latest", params={"interval": "15m"}).json()
     assert fifteen["symbol"] == "BTCUSDT"
-    last = seed.klines(filled.market, "BTCUSDT", Interval.M15, seed.HISTORY_END - 900_000,
-                       seed.HISTORY_END)
+    last = seed.klines(
+        filled.market, "BTCUSDT", Interval.M15, seed.HISTORY_END - 900_000, seed.HISTORY_END
+    )
     assert fifteen["candle"] == as_json(last[0])
-    error_of(client.get("/candles/BTCUSDT/latest", params={"interval": "1h"}), 422,
-             "invalid_parameter")
+    error_of(
+        client.get("/candles/BTCUSDT/latest", params={"interval": "1h"}), 422, "invalid_parameter"
+    )
 
 
 def test_stats_over_a_window(client: TestClient, filled: Filled) -> None:
     start, end = seed.HISTORY_START, seed.HISTORY_START + 86_400_000
-    body = client.get("/stats/BTCUSDT", params={"interval": "1h", "start": start, "end": end}).json()
+    body = client.get(
+        "/stats/BTCUSDT", params={"interval": "1h", "start": start, "end": end}
+    ).json()
     hours = seed.klines(filled.market, "BTCUSDT", Interval.H1, start, end)
     assert body["count"] == 24 and body["start"] == iso(start) and body["end"] == iso(end)
     assert body["open"] == dec_str(hours[0].open) and body["close"] == dec_str(hours[-1].close)
@@ -194,7 +227,9 @@ def test_stats_over_a_window(client: TestClient, filled: Filled) -> None:
     assert body["low"] == dec_str(min(h.low for h in hours))
     assert Decimal(body["volume"]) == sum(h.volume for h in hours)
     assert body["return"] == pytest.approx(float(hours[-1].close / hours[0].open - 1))
-    logs = [math.log(float(b.close) / float(a.close)) for a, b in zip(hours, hours[1:], strict=False)]
+    logs = [
+        math.log(float(b.close) / float(a.close)) for a, b in zip(hours, hours[1:], strict=False)
+    ]
     mean = sum(logs) / len(logs)
     std = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
     assert body["volatility"] == pytest.approx(std)
@@ -214,36 +249,48 @@ def test_features(client: TestClient) -> None:
 
 def test_gaps_lists_missing_closed_candles(client: TestClient) -> None:
     body = client.get("/gaps/BTCUSDT", params={"dataset": "1m", "start": seed.STREAM_START}).json()
-    assert body["gaps"] == [{"start": iso(seed.STREAM_HOLE[0]), "end": iso(seed.STREAM_HOLE[1]),
-                             "missing": 5}]
-    eth = client.get("/gaps/ETHUSDT", params={"dataset": "15m", "start": "2024-01-10",
-                                              "end": "2024-01-11"}).json()
-    assert eth["gaps"] == [{"start": "2024-01-10T03:15:00.000Z", "end": "2024-01-10T04:15:00.000Z",
-                            "missing": 4}]
+    assert body["gaps"] == [
+        {"start": iso(seed.STREAM_HOLE[0]), "end": iso(seed.STREAM_HOLE[1]), "missing": 5}
+    ]
+    eth = client.get(
+        "/gaps/ETHUSDT", params={"dataset": "15m", "start": "2024-01-10", "end": "2024-01-11"}
+    ).json()
+    assert eth["gaps"] == [
+        {"start": "2024-01-10T03:15:00.000Z", "end": "2024-01-10T04:15:00.000Z", "missing": 4}
+    ]
     assert client.get("/gaps/BTCUSDT", params={"dataset": "15m"}).json()["gaps"] == []
 
 
 def test_unknown_symbol_is_404_with_a_hint(client: TestClient) -> None:
-    for path in ("/candles/DOGEBTC", "/candles/DOGEBTC/latest", "/stats/DOGEBTC",
-                 "/features/DOGEBTC", "/gaps/DOGEBTC", "/stream/DOGEBTC"):
+    for path in (
+        "/candles/DOGEBTC",
+        "/candles/DOGEBTC/latest",
+        "/stats/DOGEBTC",
+        "/features/DOGEBTC",
+        "/gaps/DOGEBTC",
+        "/stream/DOGEBTC",
+    ):
         err = error_of(client.get(path), 404, "unknown_symbol")
         assert err["hint"] == "GET /symbols lists the symbols with data"
 
 
-@pytest.mark.parametrize(("params", "needle"), [
-    ({"interval": "7m"}, "allowed: 1m, 15m, 30m"),
-    ({"interval": "1M"}, "allowed"),
-    ({"start": "yesterday"}, "ISO-8601"),
-    ({"start": "2024-13-01"}, "ISO-8601"),
-    ({"end": "99999999999999999"}, "between 1970"),
-    ({"start": "2024-01-02", "end": "2024-01-01"}, "must be before end"),
-    ({"start": "2024-01-02", "end": "2024-01-02"}, "must be before end"),
-    ({"limit": 0}, "limit"),
-    ({"limit": MAX_LIMIT + 1}, "limit"),
-    ({"limit": "ten"}, "limit"),
-    ({"cursor": "garbage!"}, "cursor"),
-    ({"include_open": "maybe"}, "include_open"),
-])
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"interval": "7m"}, "allowed: 1m, 15m, 30m"),
+        ({"interval": "1M"}, "allowed"),
+        ({"start": "yesterday"}, "ISO-8601"),
+        ({"start": "2024-13-01"}, "ISO-8601"),
+        ({"end": "99999999999999999"}, "between 1970"),
+        ({"start": "2024-01-02", "end": "2024-01-01"}, "must be before end"),
+        ({"start": "2024-01-02", "end": "2024-01-02"}, "must be before end"),
+        ({"limit": 0}, "limit"),
+        ({"limit": MAX_LIMIT + 1}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"include_open": "maybe"}, "include_open"),
+    ],
+)
 def test_bad_candle_parameters_are_422_saying_what_is_allowed(
     client: TestClient, params: dict[str, object], needle: str
 ) -> None:
@@ -252,18 +299,24 @@ def test_bad_candle_parameters_are_422_saying_what_is_allowed(
 
 
 def test_cursor_of_another_series_is_refused(client: TestClient) -> None:
-    cursor = client.get("/candles/BTCUSDT", params={"start": seed.HISTORY_START,
-                                                    "limit": 5}).json()["next_cursor"]
-    err = error_of(client.get("/candles/ETHUSDT", params={"cursor": cursor}), 422,
-                   "invalid_parameter")
+    cursor = client.get(
+        "/candles/BTCUSDT", params={"start": seed.HISTORY_START, "limit": 5}
+    ).json()["next_cursor"]
+    err = error_of(
+        client.get("/candles/ETHUSDT", params={"cursor": cursor}), 422, "invalid_parameter"
+    )
     assert "BTCUSDT" in str(err["message"])
 
 
 def test_other_bad_input(client: TestClient) -> None:
     error_of(client.get("/candles/BTC-USDT"), 422, "invalid_parameter")
-    err = error_of(client.get("/stats/BTCUSDT", params={"interval": "1m", "start": "2020-01-01",
-                                                        "end": "2024-01-01"}), 422,
-                   "invalid_parameter")
+    err = error_of(
+        client.get(
+            "/stats/BTCUSDT", params={"interval": "1m", "start": "2020-01-01", "end": "2024-01-01"}
+        ),
+        422,
+        "invalid_parameter",
+    )
     assert "window too large" in str(err["message"])
     error_of(client.get("/gaps/BTCUSDT", params={"dataset": "5m"}), 422, "invalid_parameter")
     error_of(client.get("/no/such/route"), 404, "not_found")
@@ -282,8 +335,13 @@ def test_metrics_count_requests_by_route_and_report_freshness(client: TestClient
     client.get("/candles/BTCUSDT/latest")
     client.get("/candles/ETHUSDT/latest", params={"interval": "15m"})
     text = client.get("/metrics").text
-    line = next(x for x in text.splitlines() if x.startswith("cryptobot_api_requests_total{")
-                and 'route="/candles/{symbol}/latest"' in x and 'status="200"' in x)
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith("cryptobot_api_requests_total{")
+        and 'route="/candles/{symbol}/latest"' in x
+        and 'status="200"' in x
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 2
     assert "cryptobot_api_request_duration_seconds_bucket{" in text
     assert 'cryptobot_dataset_age_seconds{dataset="historical_data_15m"}' in text

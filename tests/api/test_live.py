@@ -29,8 +29,9 @@ class ServerThread:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = services.free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -68,12 +69,15 @@ def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 def test_stream_pushes_a_candle_written_while_listening(filled: Filled) -> None:
     stream = CandleStore(filled.db, STREAMING_1M)
     new_open = seed.STREAM_END + Interval.M1.ms
-    fresh = filled.market.klines("BTCUSDT", Interval.M1, new_open, new_open, 1,
-                                 now_ms=new_open + 10_000)
+    fresh = filled.market.klines(
+        "BTCUSDT", Interval.M1, new_open, new_open, 1, now_ms=new_open + 10_000
+    )
     try:
-        with ServerThread(create_app(filled.settings)) as srv, httpx.Client(
-            base_url=srv.url, timeout=httpx.Timeout(30.0)
-        ) as http, http.stream("GET", "/stream/BTCUSDT") as resp:
+        with (
+            ServerThread(create_app(filled.settings)) as srv,
+            httpx.Client(base_url=srv.url, timeout=httpx.Timeout(30.0)) as http,
+            http.stream("GET", "/stream/BTCUSDT") as resp,
+        ):
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
             events = sse_events(resp.iter_lines())
@@ -87,8 +91,9 @@ def test_stream_pushes_a_candle_written_while_listening(filled: Filled) -> None:
             assert candle["open_time"] == seed.iso(new_open)
             assert candle["close"] == str(fresh[0].close) and candle["is_closed"] is False
             # A newer version of the same candle is pushed too.
-            closed = filled.market.klines("BTCUSDT", Interval.M1, new_open, new_open, 1,
-                                          now_ms=new_open + 120_000)
+            closed = filled.market.klines(
+                "BTCUSDT", Interval.M1, new_open, new_open, 1, now_ms=new_open + 120_000
+            )
             stream.upsert(closed)
             kind, data = next(events)
             assert json.loads(data)["open_time"] == seed.iso(new_open)
@@ -104,8 +109,9 @@ def test_store_down_gives_503_then_the_api_recovers(tmp_path: Path) -> None:
     proc = services.secantus(port, storage, tmp_path / "secantus.log").start()
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     settings = make_settings(uri, "recovery", tmp_path)
-    day = seed.klines(seed.market(), "BTCUSDT", Interval.M15, seed.HISTORY_START,
-                      seed.HISTORY_START + 86_400_000)
+    day = seed.klines(
+        seed.market(), "BTCUSDT", Interval.M15, seed.HISTORY_START, seed.HISTORY_START + 86_400_000
+    )
     mongo: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
     CandleStore(mongo[settings.database], HISTORICAL_15M).insert_missing(day)
     mongo.close()

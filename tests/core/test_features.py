@@ -58,19 +58,29 @@ def make_rows(seed: int = 7) -> list[dict[str, Any]]:
             low = round(min(o, c) * (1 - rng.random() * 0.001), 2)
             v = 0.0 if rng.random() < 0.05 else round(rng.uniform(0.5, 20), 5)
             q = round(v * (o + c) / 2, 4)
-            rows.append({
-                "symbol": symbol, "open_time": t, "close_time": t + STEP - timedelta(milliseconds=1),
-                "open": Decimal128(str(o)), "high": Decimal128(str(h)), "low": Decimal128(str(low)),
-                "close": Decimal128(str(c)), "volume": Decimal128(str(v)),
-                "quote_volume": Decimal128(str(q)),
-            })
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "open_time": t,
+                    "close_time": t + STEP - timedelta(milliseconds=1),
+                    "open": Decimal128(str(o)),
+                    "high": Decimal128(str(h)),
+                    "low": Decimal128(str(low)),
+                    "close": Decimal128(str(c)),
+                    "volume": Decimal128(str(v)),
+                    "quote_volume": Decimal128(str(q)),
+                }
+            )
             price = c
             t += STEP
     return rows
 
 
-def reference(rows: list[dict[str, Any]], start: datetime, end: datetime) -> dict[tuple[str, datetime], dict[str, Any]]:
+def reference(
+    rows: list[dict[str, Any]], start: datetime, end: datetime
+) -> dict[tuple[str, datetime], dict[str, Any]]:
     """The documented definitions, computed one candle at a time in plain Python."""
+
     def f(v: Any) -> float:
         return float(v.to_decimal())
 
@@ -79,6 +89,7 @@ def reference(rows: list[dict[str, Any]], start: datetime, end: datetime) -> dic
     for r in rows:
         by_symbol.setdefault(r["symbol"], {})[r["open_time"]] = r
     for symbol, candles in by_symbol.items():
+
         def ret(t: datetime, candles: dict[datetime, dict[str, Any]] = candles) -> float | None:
             prev = candles.get(t - STEP)
             if prev is None or t not in candles:
@@ -88,7 +99,10 @@ def reference(rows: list[dict[str, Any]], start: datetime, end: datetime) -> dic
         for t, r in candles.items():
             if not start <= t < end:
                 continue
-            def window(n: int, t: datetime = t, candles: dict[datetime, dict[str, Any]] = candles) -> list[datetime]:
+
+            def window(
+                n: int, t: datetime = t, candles: dict[datetime, dict[str, Any]] = candles
+            ) -> list[datetime]:
                 return [t - STEP * k for k in range(n) if t - STEP * k in candles]
 
             def sd(values: list[float]) -> float | None:
@@ -128,8 +142,9 @@ def test_spark_features_match_the_plain_python_definitions(spark: Any) -> None:
     # candle after the outage has no return because its previous candle is missing.
     first = next(g for g in got if g["symbol"] == "BTCUSDT" and g["open_time"] == START)
     assert first["log_return"] is not None and first["volatility_24h"] is not None
-    after = next(g for g in got if g["symbol"] == "BTCUSDT"
-                 and g["open_time"] == START + timedelta(hours=7))
+    after = next(
+        g for g in got if g["symbol"] == "BTCUSDT" and g["open_time"] == START + timedelta(hours=7)
+    )
     assert after["log_return"] is None
 
 
@@ -139,8 +154,17 @@ def test_feature_documents_keep_the_exact_close_and_the_api_field_names(spark: A
     feats = compute_features(spark, rows, start, start + timedelta(hours=2))
     docs = feature_documents(feats, rows, computed_at=START)
     assert docs and set(docs[0]) == {
-        "symbol", "open_time", "close_time", "close", "log_return", "volatility_1h",
-        "volatility_24h", "vwap", "hl_range", "volume_zscore", "computed_at",
+        "symbol",
+        "open_time",
+        "close_time",
+        "close",
+        "log_return",
+        "volatility_1h",
+        "volatility_24h",
+        "vwap",
+        "hl_range",
+        "volume_zscore",
+        "computed_at",
     }
     src = {r["open_time"]: r for r in rows}
     for d in docs:
@@ -172,8 +196,10 @@ def test_write_features_inserts_then_replaces_on_recomputation(mongo_db: Any) ->
 
     ensure_feature_indexes(mongo_db)
     rows = make_rows()[:3]
-    feats = [{"symbol": r["symbol"], "open_time": r["open_time"],
-              **dict.fromkeys(FEATURE_FIELDS, 0.5)} for r in rows]
+    feats = [
+        {"symbol": r["symbol"], "open_time": r["open_time"], **dict.fromkeys(FEATURE_FIELDS, 0.5)}
+        for r in rows
+    ]
     first = write_features(mongo_db, feature_documents(feats, rows, computed_at=START))
     assert (first.inserted, first.updated) == (3, 0)
     feats[1]["vwap"] = 2.0

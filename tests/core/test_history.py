@@ -75,7 +75,11 @@ class RecordingClient:
         for symbol, interval, start, end in requests:
             self.requests.append((symbol, interval, start, end))
             out.append(
-                [candle(symbol, t) for t in interval.opens_between(start, end) if t not in self.holes]
+                [
+                    candle(symbol, t)
+                    for t in interval.opens_between(start, end)
+                    if t not in self.holes
+                ]
             )
         return out
 
@@ -96,7 +100,9 @@ def test_today_is_refused_because_its_last_candle_is_still_open() -> None:
     assert last_closed_day(now) == DAY - timedelta(days=1)
 
 
-def test_classify_day_lists_missing_candles_as_exchange_outage_and_drops_open_and_foreign_ones() -> None:
+def test_classify_day_lists_missing_candles_as_exchange_outage_and_drops_open_and_foreign_ones() -> (
+    None
+):
     times = expected_open_times(DAY)
     served = [candle("BTCUSDT", t) for t in times if t not in (times[10], times[11])]
     served.append(candle("BTCUSDT", times[0] - 15 * 60_000))  # previous day: not this partition
@@ -117,7 +123,9 @@ def test_fetch_days_groups_consecutive_days_into_ranges_per_symbol() -> None:
     parts = [(s, d) for s in ("ETHUSDT", "BTCUSDT") for d in days]
     batch = fetch_days(client, parts, NOW_MS)
     assert len(batch.days) == 8 and batch.candle_count == 8 * 96 and batch.gaps == []
-    assert sorted((r[0], ms_to_dt(r[2]).date(), ms_to_dt(r[3]).date()) for r in client.requests) == [
+    assert sorted(
+        (r[0], ms_to_dt(r[2]).date(), ms_to_dt(r[3]).date()) for r in client.requests
+    ) == [
         ("BTCUSDT", DAY, DAY + timedelta(days=3)),
         ("BTCUSDT", DAY + timedelta(days=5), DAY + timedelta(days=6)),
         ("ETHUSDT", DAY, DAY + timedelta(days=3)),
@@ -149,16 +157,21 @@ def test_contiguous_ranges_split_at_holes_and_at_max_days() -> None:
 
 def test_missing_partitions_lists_undone_days_per_symbol() -> None:
     done = {("BTCUSDT", DAY), ("ETHUSDT", DAY + timedelta(days=1))}
-    got = missing_partitions(["ETHUSDT", "BTCUSDT"], DAY, DAY + timedelta(days=1),
-                             lambda s, d: (s, d) in done)
+    got = missing_partitions(
+        ["ETHUSDT", "BTCUSDT"], DAY, DAY + timedelta(days=1), lambda s, d: (s, d) in done
+    )
     assert got == [("BTCUSDT", DAY + timedelta(days=1)), ("ETHUSDT", DAY)]
 
 
 def test_ohlc_problems_names_each_violation() -> None:
     good = candle("BTCUSDT", day_bounds_ms(DAY)[0]).to_document()
     assert ohlc_problems(good) == []
-    bad = dict(good, high=Decimal128("99.5"), volume=Decimal128("-1"),
-               close_time=good["close_time"] + timedelta(milliseconds=1))
+    bad = dict(
+        good,
+        high=Decimal128("99.5"),
+        volume=Decimal128("-1"),
+        close_time=good["close_time"] + timedelta(milliseconds=1),
+    )
     problems = ohlc_problems(bad)
     assert any("low" in p and "high" in p for p in problems)
     assert "volume is negative" in problems
@@ -183,7 +196,9 @@ def test_write_batch_is_idempotent_and_records_gaps(mongo_db: Database[dict[str,
     assert (again.inserted, again.unchanged) == (0, 95)
     assert list(mongo_db[HISTORICAL_15M].find({}, {"_id": 0}).sort("open_time", 1)) == snapshot
     gaps = list(mongo_db[HISTORY_GAPS_15M].find({}, {"_id": 0}))
-    assert [(g["open_time"], g["reason"]) for g in gaps] == [(ms_to_dt(times[3]), "exchange_outage")]
+    assert [(g["open_time"], g["reason"]) for g in gaps] == [
+        (ms_to_dt(times[3]), "exchange_outage")
+    ]
     # The exchange later serves the candle: the re-run fills it and forgets the gap.
     filled = write_batch(mongo_db, _batch())
     assert filled.inserted == 1
@@ -208,8 +223,9 @@ def test_checks_pass_on_complete_data_and_flag_unexplained_holes(
     assert not lost.passed
     assert lost.details["unexplained_sample"] == [f"BTCUSDT {ms_to_dt(times[20]).isoformat()}"]
     # A broken candle fails the OHLC check.
-    mongo_db[HISTORICAL_15M].update_one({"open_time": ms_to_dt(times[30])},
-                                        {"$set": {"low": Decimal128("100.2")}})
+    mongo_db[HISTORICAL_15M].update_one(
+        {"open_time": ms_to_dt(times[30])}, {"$set": {"low": Decimal128("100.2")}}
+    )
     sanity = check_ohlc(mongo_db, scope)
     assert not sanity.passed and sanity.details["violations"] == 1
 
@@ -225,7 +241,6 @@ def test_freshness_wants_yesterday_for_every_symbol(mongo_db: Database[dict[str,
     assert not stale.passed and stale.details["stale"] == ["ETHUSDT"]
     later = check_freshness(mongo_db, ["BTCUSDT"], now + 86_400_000)
     assert not later.passed
-
 
 
 def test_a_concurrent_insert_of_the_same_key_counts_as_already_stored(

@@ -37,22 +37,26 @@ T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
 MARKET = Market(SimConfig(seed=7))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2024-01-01T00:00:00Z", T0),
-    ("2024-01-01T00:00:00.000Z", T0),
-    ("2024-01-01", T0),
-    ("2024-01-01T02:00:00+02:00", T0),
-    ("2024-01-01T00:00:00", T0),
-    (str(T0), T0),
-    (" 1704067200000 ", T0),
-    ("0", 0),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01T00:00:00Z", T0),
+        ("2024-01-01T00:00:00.000Z", T0),
+        ("2024-01-01", T0),
+        ("2024-01-01T02:00:00+02:00", T0),
+        ("2024-01-01T00:00:00", T0),
+        (str(T0), T0),
+        (" 1704067200000 ", T0),
+        ("0", 0),
+    ],
+)
 def test_parse_time_accepts_iso_and_epoch_ms(text: str, expected: int) -> None:
     assert parse_time(text, "start") == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2024-02-30", "1e12", "-5", "3000-01-01",
-                                  "99999999999999999999"])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2024-02-30", "1e12", "-5", "3000-01-01", "99999999999999999999"]
+)
 def test_parse_time_refuses_with_what_is_allowed(text: str) -> None:
     with pytest.raises(ValidationError, match="start must be ISO-8601 .* or epoch milliseconds"):
         parse_time(text, "start")
@@ -89,26 +93,56 @@ def docs_of(candles: list[Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("interval", [Interval.M15, Interval.H1, Interval.H4, Interval.D1])
 def test_resampling_minutes_gives_the_exchange_candle(interval: Interval) -> None:
-    minutes = MARKET.klines("BTCUSDT", Interval.M1, T0, T0 + 86_400_000 - 1, 1000,
-                            now_ms=T0 + 2 * 86_400_000)
-    minutes += MARKET.klines("BTCUSDT", Interval.M1, T0 + 1000 * 60_000, T0 + 86_400_000 - 1,
-                             1000, now_ms=T0 + 2 * 86_400_000)
+    minutes = MARKET.klines(
+        "BTCUSDT", Interval.M1, T0, T0 + 86_400_000 - 1, 1000, now_ms=T0 + 2 * 86_400_000
+    )
+    minutes += MARKET.klines(
+        "BTCUSDT",
+        Interval.M1,
+        T0 + 1000 * 60_000,
+        T0 + 86_400_000 - 1,
+        1000,
+        now_ms=T0 + 2 * 86_400_000,
+    )
     assert len(minutes) == 1440
     got = resample(docs_of(minutes), interval, horizon_ms=T0 + 86_400_000)
-    expected = MARKET.klines("BTCUSDT", interval, T0, T0 + 86_400_000 - 1, 1000,
-                             now_ms=T0 + 2 * 86_400_000)
-    assert [(g["open_time"], g["open"], g["high"], g["low"], g["close"], g["volume"],
-             g["quote_volume"], g["trades"]) for g in got] == [
-        (iso(e.open_ms), dec_str(e.open), dec_str(e.high), dec_str(e.low), dec_str(e.close),
-         dec_str(e.volume), dec_str(e.quote_volume), e.trades) for e in expected]
+    expected = MARKET.klines(
+        "BTCUSDT", interval, T0, T0 + 86_400_000 - 1, 1000, now_ms=T0 + 2 * 86_400_000
+    )
+    assert [
+        (
+            g["open_time"],
+            g["open"],
+            g["high"],
+            g["low"],
+            g["close"],
+            g["volume"],
+            g["quote_volume"],
+            g["trades"],
+        )
+        for g in got
+    ] == [
+        (
+            iso(e.open_ms),
+            dec_str(e.open),
+            dec_str(e.high),
+            dec_str(e.low),
+            dec_str(e.close),
+            dec_str(e.volume),
+            dec_str(e.quote_volume),
+            e.trades,
+        )
+        for e in expected
+    ]
     assert all(g["is_closed"] for g in got)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.sets(st.integers(0, 95), min_size=1))
 def test_resampling_with_gaps_aggregates_what_exists(keep: set[int]) -> None:
-    quarters = MARKET.klines("ETHUSDT", Interval.M15, T0, T0 + 86_400_000 - 1, 1000,
-                             now_ms=T0 + 2 * 86_400_000)
+    quarters = MARKET.klines(
+        "ETHUSDT", Interval.M15, T0, T0 + 86_400_000 - 1, 1000, now_ms=T0 + 2 * 86_400_000
+    )
     present = [q for i, q in enumerate(quarters) if i in keep]
     got = resample(docs_of(present), Interval.H4, horizon_ms=T0 + 12 * 3_600_000)
     buckets: dict[int, list[Any]] = {}
@@ -124,8 +158,10 @@ def test_resampling_with_gaps_aggregates_what_exists(keep: set[int]) -> None:
 
 
 def test_window_stats() -> None:
-    rows = [{"open": "100", "close": c, "high": "130", "low": "90", "volume": "1.5"}
-            for c in ("110", "121", "108.9")]
+    rows = [
+        {"open": "100", "close": c, "high": "130", "low": "90", "volume": "1.5"}
+        for c in ("110", "121", "108.9")
+    ]
     stats = window_stats(rows)
     assert stats["count"] == 3 and stats["open"] == "100" and stats["close"] == "108.9"
     assert stats["return"] == pytest.approx(0.089)
@@ -142,14 +178,18 @@ def query(mongo_db: Any) -> MarketQuery:
     """Two days of 15m history and an hour of 1m stream, 'now' an hour after the stream."""
     history = CandleStore(mongo_db, HISTORICAL_15M)
     history.ensure_indexes()
-    quarters = MARKET.klines("BTCUSDT", Interval.M15, T0, T0 + 2 * 86_400_000 - 1, 1000,
-                             now_ms=T0 + 3 * 86_400_000)
+    quarters = MARKET.klines(
+        "BTCUSDT", Interval.M15, T0, T0 + 2 * 86_400_000 - 1, 1000, now_ms=T0 + 3 * 86_400_000
+    )
     history.insert_missing([q for q in quarters if q.open_ms != T0 + 900_000 * 10])
     stream = CandleStore(mongo_db, STREAMING_1M)
     stream.ensure_indexes()
     start = T0 + 2 * 86_400_000
-    stream.upsert(MARKET.klines("BTCUSDT", Interval.M1, start, start + 3_600_000 - 1, 60,
-                                now_ms=start + 3_600_000))
+    stream.upsert(
+        MARKET.klines(
+            "BTCUSDT", Interval.M1, start, start + 3_600_000 - 1, 60, now_ms=start + 3_600_000
+        )
+    )
     return MarketQuery(mongo_db, now_ms=lambda: start + 2 * 3_600_000)
 
 
@@ -183,24 +223,42 @@ def test_candles_pages_and_unknown_symbols(query: MarketQuery) -> None:
 
 def test_gaps_and_window_limit(query: MarketQuery) -> None:
     gaps = query.gaps("BTCUSDT", "15m", start=T0, end=T0 + 86_400_000)
-    assert gaps["gaps"] == [{"start": iso(T0 + 9_000_000), "end": iso(T0 + 9_900_000),
-                             "missing": 1}]
+    assert gaps["gaps"] == [
+        {"start": iso(T0 + 9_000_000), "end": iso(T0 + 9_900_000), "missing": 1}
+    ]
     with pytest.raises(ValidationError, match="window too large"):
         query.gaps("BTCUSDT", "1m", start=0, end=T0)
     assert query.gaps("BTCUSDT", "1m")["gaps"] == []
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
-    lambda d: abs(d.adjusted()) < 60))
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+        lambda d: abs(d.adjusted()) < 60
+    )
+)
 def test_fast_decimal128_strings_equal_dec_str(value: Decimal) -> None:
     with localcontext(create_decimal128_context()) as ctx:
         stored = Decimal128(ctx.create_decimal(value))
     assert dec128_str(stored) == dec_str(stored.to_decimal())
 
 
-@pytest.mark.parametrize("text", ["0", "-0", "0E-8", "0.00000000", "60123.45000000", "1E+3",
-                                  "-42.5", "0.00000001", "NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0",
+        "-0",
+        "0E-8",
+        "0.00000000",
+        "60123.45000000",
+        "1E+3",
+        "-42.5",
+        "0.00000001",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+    ],
+)
 def test_fast_decimal128_strings_on_edge_values(text: str) -> None:
     stored = Decimal128(text)
     assert dec128_str(stored) == dec_str(stored.to_decimal())
@@ -216,11 +274,14 @@ def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery) -> No
     assert since == last and first[-1]["open_time"] == iso(last)
     assert query.updates("BTCUSDT", since, seen) == ([], last)  # nothing new
     # A new minute lands, and the previous minute is rewritten late (its closing update).
-    nxt = MARKET.klines("BTCUSDT", Interval.M1, last + 60_000, last + 60_000, 1,
-                        now_ms=last + 90_000)
+    nxt = MARKET.klines(
+        "BTCUSDT", Interval.M1, last + 60_000, last + 60_000, 1, now_ms=last + 90_000
+    )
     CandleStore(query.db, STREAMING_1M).upsert(nxt)
-    query.db[STREAMING_1M].update_one({"symbol": "BTCUSDT", "open_time": ms_to_dt(last)},
-                                      {"$set": {"ingested_at": datetime.now(UTC)}})
+    query.db[STREAMING_1M].update_one(
+        {"symbol": "BTCUSDT", "open_time": ms_to_dt(last)},
+        {"$set": {"ingested_at": datetime.now(UTC)}},
+    )
     fresh, since = query.updates("BTCUSDT", since, seen)
     assert [c["open_time"] for c in fresh] == [iso(last), iso(last + 60_000)]
     assert fresh[-1]["is_closed"] is False and since == last + 60_000

@@ -12,11 +12,21 @@ from cryptobot_core.store import STREAMING_1M, CandleStore
 def _candle(minute: int, *, close: str, event_s: int, closed: bool) -> Candle:
     open_time = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
     return Candle(
-        symbol="BTCUSDT", interval="1m", open_time=open_time,
+        symbol="BTCUSDT",
+        interval="1m",
+        open_time=open_time,
         close_time=open_time + timedelta(seconds=59, milliseconds=999),
-        open="100.10000000", high="101.00000000", low="99.00000000", close=close,
-        volume="1.50000000", quote_volume="150.00000000", taker_buy_base_volume="0.50000000",
-        taker_buy_quote_volume="50.00000000", trades=7, is_closed=closed, source=Source.WS,
+        open="100.10000000",
+        high="101.00000000",
+        low="99.00000000",
+        close=close,
+        volume="1.50000000",
+        quote_volume="150.00000000",
+        taker_buy_base_volume="0.50000000",
+        taker_buy_quote_volume="50.00000000",
+        trades=7,
+        is_closed=closed,
+        source=Source.WS,
         event_time=open_time + timedelta(seconds=event_s),
     )
 
@@ -59,9 +69,13 @@ def test_find_range_is_half_open_and_ordered(mongo_db):
 def test_insert_missing_adds_only_new_candles_and_never_rewrites(mongo_db):
     store = CandleStore(mongo_db, STREAMING_1M)
     store.ensure_indexes()
-    first = store.insert_missing([_candle(m, close="100.00000000", event_s=59, closed=True) for m in (0, 1)])
+    first = store.insert_missing(
+        [_candle(m, close="100.00000000", event_s=59, closed=True) for m in (0, 1)]
+    )
     changed = _candle(1, close="999.00000000", event_s=70, closed=True)
-    again = store.insert_missing([changed, _candle(2, close="100.00000000", event_s=59, closed=True)])
+    again = store.insert_missing(
+        [changed, _candle(2, close="100.00000000", event_s=59, closed=True)]
+    )
     assert (first.inserted, first.unchanged) == (2, 0)
     assert (again.inserted, again.unchanged) == (1, 1)
     assert [c.close for c in store.find("BTCUSDT")] == [Decimal("100.00000000")] * 3

@@ -14,8 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-STEPS = {"1m": 60, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "6h": 21600,
-         "12h": 43200, "1d": 86400, "1w": 604800}
+STEPS = {
+    "1m": 60,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "6h": 21600,
+    "12h": 43200,
+    "1d": 86400,
+    "1w": 604800,
+}
 
 
 def _iso(dt: datetime) -> str:
@@ -33,10 +43,16 @@ def candle(open_time: datetime, step_s: int) -> dict[str, Any]:
     return {
         "open_time": _iso(open_time),
         "close_time": _iso(open_time + timedelta(seconds=step_s, milliseconds=-1)),
-        "open": f"{base:.2f}", "high": f"{base + 12:.2f}", "low": f"{base - 9:.2f}",
-        "close": f"{base + 4:.2f}", "volume": "12.5", "quote_volume": "375000.0",
-        "taker_buy_base_volume": "6.0", "taker_buy_quote_volume": "180000.0",
-        "trades": 42, "is_closed": True,
+        "open": f"{base:.2f}",
+        "high": f"{base + 12:.2f}",
+        "low": f"{base - 9:.2f}",
+        "close": f"{base + 4:.2f}",
+        "volume": "12.5",
+        "quote_volume": "375000.0",
+        "taker_buy_base_volume": "6.0",
+        "taker_buy_quote_volume": "180000.0",
+        "trades": 42,
+        "is_closed": True,
     }
 
 
@@ -59,8 +75,11 @@ class StandIn:
 
     def candle_requests(self) -> list[dict[str, str]]:
         """Query parameters of every /candles/{symbol} request so far."""
-        return [q for path, q in self.requests
-                if path.startswith("/candles/") and not path.endswith("/latest")]
+        return [
+            q
+            for path, q in self.requests
+            if path.startswith("/candles/") and not path.endswith("/latest")
+        ]
 
     # Handlers return (status, body).
     def handle(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
@@ -69,34 +88,56 @@ class StandIn:
             return 200, {"status": "ok"}
         if path == "/ready":
             newest = _iso(self.last) if self.has_data else None
-            ds = {"newest_open_time": newest, "age_seconds": 60.0 if newest else None,
-                  "symbols": 1 if self.has_data else 0}
+            ds = {
+                "newest_open_time": newest,
+                "age_seconds": 60.0 if newest else None,
+                "symbols": 1 if self.has_data else 0,
+            }
             return 200, {
-                "status": "ready", "store": {"reachable": True},
-                "exchange": {"source": "sim" if self.simulated else "binance",
-                             "simulated": self.simulated,
-                             "rest_url": "http://127.0.0.1:9443" if self.simulated
-                             else "https://api.binance.com",
-                             "fallback_reason": self.fallback_reason},
-                "datasets": {"historical_data_15m": ds, "streaming_data_1m": ds,
-                             "candle_features_15m": ds},
+                "status": "ready",
+                "store": {"reachable": True},
+                "exchange": {
+                    "source": "sim" if self.simulated else "binance",
+                    "simulated": self.simulated,
+                    "rest_url": "http://127.0.0.1:9443"
+                    if self.simulated
+                    else "https://api.binance.com",
+                    "fallback_reason": self.fallback_reason,
+                },
+                "datasets": {
+                    "historical_data_15m": ds,
+                    "streaming_data_1m": ds,
+                    "candle_features_15m": ds,
+                },
                 "stream": {"producer": None, "consumer": None},
             }
         if path == "/symbols":
             if not self.has_data:
                 return 200, {"symbols": []}
-            extent = {"first_open_time": _iso(self.first), "last_open_time": _iso(self.last),
-                      "count": 100}
-            return 200, {"symbols": [{"symbol": "BTCUSDT",
-                                      "datasets": {"15m": extent, "1m": extent}}]}
+            extent = {
+                "first_open_time": _iso(self.first),
+                "last_open_time": _iso(self.last),
+                "count": 100,
+            }
+            return 200, {
+                "symbols": [{"symbol": "BTCUSDT", "datasets": {"15m": extent, "1m": extent}}]
+            }
         parts = path.strip("/").split("/")
         if parts[0] == "candles" and len(parts) == 3 and parts[2] == "latest":
             return 200, {"symbol": parts[1], "interval": "1m", "candle": candle(self.last, 60)}
         if parts[0] == "candles" and len(parts) == 2:
             return 200, self._candles(parts[1], query)
         if parts[0] == "stats":
-            return 200, {"count": 10, "open": "30000", "close": "30300", "return": "0.01",
-                         "volatility": "0.02", "high": "31000", "low": "29000", "volume": "99"}
+            return 200, {
+                "count": 10,
+                "open": "30000",
+                "close": "30300",
+                "return": "0.01",
+                "volatility": "0.02",
+                "high": "31000",
+                "low": "29000",
+                "volume": "99",
+            }
         if parts[0] == "features":
             start = _parse(query.get("start", _iso(self.first)))
             end = _parse(query.get("end", _iso(self.last)))
@@ -104,15 +145,30 @@ class StandIn:
             t = start
             limit = int(query.get("limit", 500))
             while t < end and len(rows) < limit:
-                rows.append({"open_time": _iso(t), "close": "30000", "log_return": "0.001",
-                             "volatility_1h": "0.002", "volatility_24h": "0.003",
-                             "vwap": "30000", "hl_range": "0.004", "volume_zscore": "0.1"})
+                rows.append(
+                    {
+                        "open_time": _iso(t),
+                        "close": "30000",
+                        "log_return": "0.001",
+                        "volatility_1h": "0.002",
+                        "volatility_24h": "0.003",
+                        "vwap": "30000",
+                        "hl_range": "0.004",
+                        "volume_zscore": "0.1",
+                    }
+                )
                 t += timedelta(minutes=15)
             return 200, {"symbol": parts[1], "features": rows}
         if parts[0] == "gaps":
             return 200, {"gaps": []}
-        return 404, {"error": {"status": 404, "code": "not_found",
-                               "message": f"no route {path}", "hint": "see /docs"}}
+        return 404, {
+            "error": {
+                "status": 404,
+                "code": "not_found",
+                "message": f"no route {path}",
+                "hint": "see /docs",
+            }
+        }
 
     def _candles(self, symbol: str, query: dict[str, str]) -> dict[str, Any]:
         interval = query.get("interval", "15m")
@@ -127,8 +183,13 @@ class StandIn:
         while t < end and len(rows) < limit:
             rows.append(candle(t, step))
             t += timedelta(seconds=step)
-        return {"symbol": symbol, "interval": interval, "source_dataset": "historical_data_15m",
-                "candles": rows, "next_cursor": _iso(t) if t < end else None}
+        return {
+            "symbol": symbol,
+            "interval": interval,
+            "source_dataset": "historical_data_15m",
+            "candles": rows,
+            "next_cursor": _iso(t) if t < end else None,
+        }
 
     def start(self, port: int = 0) -> StandIn:
         """Serve on 127.0.0.1:port (0 = any free port) in a daemon thread."""

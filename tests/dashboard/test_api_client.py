@@ -37,7 +37,9 @@ def test_features_page_past_the_api_limit(api: StandIn) -> None:
     times = [r["open_time"] for r in rows]
     assert len(times) == 24000 == len(set(times))
     assert [q.get("limit") for p, q in api.requests if p.startswith("/features")] == [
-        "20000", "20000"]
+        "20000",
+        "20000",
+    ]
 
 
 def test_unreachable_api_names_the_url_and_what_to_do() -> None:
@@ -51,8 +53,17 @@ def test_unreachable_api_names_the_url_and_what_to_do() -> None:
 def test_api_error_shapes(api: StandIn) -> None:
     original = api.handle
     answers: dict[str, tuple[int, object]] = {
-        "/symbols": (400, {"error": {"status": 400, "code": "bad_symbol",
-                                     "message": "invalid symbol 'x'", "hint": "use BTCUSDT"}}),
+        "/symbols": (
+            400,
+            {
+                "error": {
+                    "status": 400,
+                    "code": "bad_symbol",
+                    "message": "invalid symbol 'x'",
+                    "hint": "use BTCUSDT",
+                }
+            },
+        ),
         "/ready": (503, {"status": "not ready", "store": {"reachable": False}}),
         "/health": (200, b"<html>not the API</html>"),
         "/stats/BTCUSDT": (500, b"Internal Server Error"),
@@ -66,7 +77,11 @@ def test_api_error_shapes(api: StandIn) -> None:
     with pytest.raises(ApiError) as info:
         client.symbols()
     assert (info.value.message, info.value.hint, info.value.status, info.value.code) == (
-        "invalid symbol 'x'", "use BTCUSDT", 400, "bad_symbol")
+        "invalid symbol 'x'",
+        "use BTCUSDT",
+        400,
+        "bad_symbol",
+    )
     with pytest.raises(ApiError, match="document store is not reachable") as info:
         client.ready()
     assert info.value.status == 503
@@ -93,8 +108,9 @@ def test_latest_is_none_on_404(api: StandIn) -> None:
 
     def handle(path: str, query: dict[str, str]) -> tuple[int, object]:
         if path.endswith("/latest"):
-            return 404, {"error": {"status": 404, "code": "no_data", "message": "no candles",
-                                   "hint": ""}}
+            return 404, {
+                "error": {"status": 404, "code": "no_data", "message": "no candles", "hint": ""}
+            }
         return original(path, query)
 
     api.handle = handle  # type: ignore[method-assign]

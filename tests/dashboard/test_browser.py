@@ -23,9 +23,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SYMBOL = "BTCUSDT"
 HISTORY_DAYS = 15
 LIVE_HOURS = 6
@@ -91,11 +98,15 @@ def _features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     import pandas as pd
 
-    df = pd.DataFrame({
-        "open_time": [r["open_time"] for r in rows],
-        **{k: [float(r[k].to_decimal()) for r in rows]
-           for k in ("close", "high", "low", "volume", "quote_volume")},
-    }).set_index("open_time")
+    df = pd.DataFrame(
+        {
+            "open_time": [r["open_time"] for r in rows],
+            **{
+                k: [float(r[k].to_decimal()) for r in rows]
+                for k in ("close", "high", "low", "volume", "quote_volume")
+            },
+        }
+    ).set_index("open_time")
     df["log_return"] = (df["close"] / df["close"].shift(1)).map(math.log)
     df["volatility_1h"] = df["log_return"].rolling("60min", min_periods=2).std()
     df["volatility_24h"] = df["log_return"].rolling("1440min", min_periods=2).std()
@@ -106,8 +117,14 @@ def _features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for ts, rec in df.iterrows():
         item: dict[str, Any] = {"symbol": SYMBOL, "open_time": ts.to_pydatetime()}
-        for name in ("log_return", "volatility_1h", "volatility_24h", "vwap", "hl_range",
-                     "volume_zscore"):
+        for name in (
+            "log_return",
+            "volatility_1h",
+            "volatility_24h",
+            "vwap",
+            "hl_range",
+            "volume_zscore",
+        ):
             value = rec[name]
             item[name] = None if pd.isna(value) else float(value)
         out.append(item)
@@ -122,33 +139,58 @@ class Running:
 
 
 @pytest.fixture
-def running(settings: Settings, mongo_db: Any, mongo_uri: str, db_name: str,
-            tmp_path: Path) -> Iterator[Running]:
+def running(
+    settings: Settings, mongo_db: Any, mongo_uri: str, db_name: str, tmp_path: Path
+) -> Iterator[Running]:
     """The dashboard (streamlit run) on a free port, and the real API (uvicorn), not started yet."""
     _fill_store(settings, mongo_db, datetime.now(UTC))
     api_port, dash_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     api = ManagedProcess(
         name="API (uvicorn)",
-        argv=[sys.executable, "-m", "uvicorn", "cryptobot_api.main:app", "--host", "127.0.0.1",
-              "--port", str(api_port)],
+        argv=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "cryptobot_api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+        ],
         log_path=tmp_path / "api.log",
         healthy=lambda: _http_ok(f"{api_url}/health"),
-        env={"CRYPTOBOT_MONGO_URI": mongo_uri, "CRYPTOBOT_MONGO_DB": db_name,
-             "CRYPTOBOT_EXCHANGE": "sim", "CRYPTOBOT_DATA_DIR": str(tmp_path / ".cryptobot")},
-        cwd=tmp_path, port=api_port, startup_timeout=90,
+        env={
+            "CRYPTOBOT_MONGO_URI": mongo_uri,
+            "CRYPTOBOT_MONGO_DB": db_name,
+            "CRYPTOBOT_EXCHANGE": "sim",
+            "CRYPTOBOT_DATA_DIR": str(tmp_path / ".cryptobot"),
+        },
+        cwd=tmp_path,
+        port=api_port,
+        startup_timeout=90,
     )
     dash_url = f"http://127.0.0.1:{dash_port}"
     dashboard = ManagedProcess(
         name="dashboard (streamlit)",
-        argv=[sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-              "--server.headless=true", f"--server.port={dash_port}",
-              "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
-              "--server.fileWatcherType=none"],
+        argv=[
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.headless=true",
+            f"--server.port={dash_port}",
+            "--server.address=127.0.0.1",
+            "--browser.gatherUsageStats=false",
+            "--server.fileWatcherType=none",
+        ],
         log_path=tmp_path / "dashboard.log",
         healthy=lambda: _http_ok(f"{dash_url}/_stcore/health"),
         env={"CRYPTOBOT_API_URL": api_url, "CRYPTOBOT_DAGSTER_URL": DAGSTER},
-        cwd=tmp_path, port=dash_port, startup_timeout=90,
+        cwd=tmp_path,
+        port=dash_port,
+        startup_timeout=90,
     )
     try:
         dashboard.start()
@@ -162,8 +204,10 @@ def running(settings: Settings, mongo_db: Any, mongo_uri: str, db_name: str,
 def chromium() -> str:
     """Debian's Chromium; a clear failure (never a skip, never a download) when it is missing."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium with `make browser-deps` "
-                    "(apt-get install chromium); the browser test never downloads a browser.")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium with `make browser-deps` "
+            "(apt-get install chromium); the browser test never downloads a browser."
+        )
     return CHROMIUM
 
 

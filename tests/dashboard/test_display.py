@@ -24,8 +24,15 @@ from tests.dashboard.standin import candle
 
 @pytest.mark.parametrize(
     ("requested", "days", "expected"),
-    [("15m", 14, "15m"), ("15m", 30, "30m"), ("15m", 182, "4h"), ("1m", 1, "1m"),
-     ("1m", 2, "15m"), ("1d", 182, "1d"), ("1h", 3650, "1w")],
+    [
+        ("15m", 14, "15m"),
+        ("15m", 30, "30m"),
+        ("15m", 182, "4h"),
+        ("1m", 1, "1m"),
+        ("1m", 2, "15m"),
+        ("1d", 182, "1d"),
+        ("1h", 3650, "1w"),
+    ],
 )
 def test_choose_interval_examples(requested: str, days: int, expected: str) -> None:
     assert choose_interval(requested, timedelta(days=days)) == expected
@@ -54,7 +61,12 @@ def test_assets_and_ages() -> None:
     assert (quote_asset("ETHBTC"), base_asset("ETHBTC")) == ("BTC", "ETH")
     assert quote_asset("XYZ") == "quote"
     assert [human_age(x) for x in (None, 42, 600, 9000, 200_000)] == [
-        "—", "42 s", "10 min", "2.5 h", "2.3 d"]
+        "—",
+        "42 s",
+        "10 min",
+        "2.5 h",
+        "2.3 d",
+    ]
     assert freshness("streaming_data_1m", 30) == "fresh"
     assert freshness("streaming_data_1m", 3600) == "stale"
     assert freshness("historical_data_15m", None) == "no data"
@@ -79,8 +91,14 @@ def test_candlestick_figure_has_volume_underneath_and_units() -> None:
 
 def test_features_are_bucketed_to_the_chart_interval() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [{"open_time": (t0 + timedelta(minutes=15 * i)).isoformat(),
-             "volatility_1h": i / 1000, "volatility_24h": None} for i in range(96)]
+    rows = [
+        {
+            "open_time": (t0 + timedelta(minutes=15 * i)).isoformat(),
+            "volatility_1h": i / 1000,
+            "volatility_24h": None,
+        }
+        for i in range(96)
+    ]
     df = charts.features_frame(rows, charts.PANDAS_RULE["4h"])
     assert len(df) == 6
     # The last 15m reading of each 4 h bucket: rows 15, 31, ...

@@ -62,8 +62,10 @@ def test_no_data_points_to_dagster(api: StandIn) -> None:
     api.has_data = False
     for page in (None, "live", "status"):
         at = run(page)
-        assert any(f"No data yet — backfill in Dagster at {DAGSTER}" in t
-                   or "No live 1m data yet" in t for t in texts(at.info)), texts(at.info)
+        assert any(
+            f"No data yet — backfill in Dagster at {DAGSTER}" in t or "No live 1m data yet" in t
+            for t in texts(at.info)
+        ), texts(at.info)
         assert not at.get("plotly_chart")
     at = run()
     assert f"No data yet — backfill in Dagster at {DAGSTER}" in texts(at.info)
@@ -92,9 +94,14 @@ def test_api_error_body_is_shown_not_a_traceback(api: StandIn) -> None:
 
     def failing(path: str, query: dict[str, str]) -> tuple[int, object]:
         if path.startswith("/candles/"):
-            return 422, {"error": {"status": 422, "code": "invalid_range",
-                                   "message": "start must be before end",
-                                   "hint": "use ISO dates"}}
+            return 422, {
+                "error": {
+                    "status": 422,
+                    "code": "invalid_range",
+                    "message": "start must be before end",
+                    "hint": "use ISO dates",
+                }
+            }
         return original(path, query)
 
     api.handle = failing  # type: ignore[method-assign]
@@ -146,8 +153,11 @@ def test_status_page_shows_freshness_and_dagster_link(api: StandIn) -> None:
     at = run("status")
     assert texts(at.title) == ["Data status"]
     table = at.dataframe[0].value
-    assert set(table["dataset"]) == {"historical_data_15m", "streaming_data_1m",
-                                     "candle_features_15m"}
+    assert set(table["dataset"]) == {
+        "historical_data_15m",
+        "streaming_data_1m",
+        "candle_features_15m",
+    }
     assert set(table["status"]) == {"fresh"}
     assert any(DAGSTER in c for c in texts(at.caption))
     assert "No gaps found in the stored ranges." in texts(at.success)
@@ -158,10 +168,13 @@ def test_store_down_is_explained(api: StandIn) -> None:
 
     def handle(path: str, query: dict[str, str]) -> tuple[int, object]:
         if path == "/ready":
-            return 503, {"status": "unavailable",
-                         "store": {"reachable": False, "error": "connection refused"},
-                         "exchange": {"source": "sim", "simulated": True}, "datasets": None,
-                         "stream": None}
+            return 503, {
+                "status": "unavailable",
+                "store": {"reachable": False, "error": "connection refused"},
+                "exchange": {"source": "sim", "simulated": True},
+                "datasets": None,
+                "stream": None,
+            }
         return original(path, query)
 
     api.handle = handle  # type: ignore[method-assign]

@@ -22,7 +22,9 @@ from cryptobot_core.stream.consumer import StreamConsumer
 T0 = 1_700_006_400_000  # 2023-11-15 00:00 UTC, a day start
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.2
+) -> None:
     """Poll until ``predicate`` holds; fail naming ``what`` (a bound, not a timed assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -32,17 +34,34 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, every: 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def make_candle(symbol: str, minute_ms: int, *, closed: bool = True, event_ms: int | None = None,
-                price: str = "100.10", trades: int = 7) -> Candle:
+def make_candle(
+    symbol: str,
+    minute_ms: int,
+    *,
+    closed: bool = True,
+    event_ms: int | None = None,
+    price: str = "100.10",
+    trades: int = 7,
+) -> Candle:
     """A 1m WebSocket candle with distinctive values."""
     p = Decimal(price)
     return Candle(
-        symbol=symbol, interval=Interval.M1, open_time=ms_to_dt(minute_ms),
-        close_time=ms_to_dt(minute_ms + 59_999), open=p, high=p + Decimal("1.50"),
-        low=p - Decimal("0.25"), close=p + Decimal("0.5"), volume=Decimal("12.34000000"),
-        quote_volume=Decimal("1234.00000000"), taker_buy_base_volume=Decimal("6.00000000"),
-        taker_buy_quote_volume=Decimal("600.00000000"), trades=trades, is_closed=closed,
-        source="ws", event_time=ms_to_dt(event_ms if event_ms is not None else minute_ms + 59_999),
+        symbol=symbol,
+        interval=Interval.M1,
+        open_time=ms_to_dt(minute_ms),
+        close_time=ms_to_dt(minute_ms + 59_999),
+        open=p,
+        high=p + Decimal("1.50"),
+        low=p - Decimal("0.25"),
+        close=p + Decimal("0.5"),
+        volume=Decimal("12.34000000"),
+        quote_volume=Decimal("1234.00000000"),
+        taker_buy_base_volume=Decimal("6.00000000"),
+        taker_buy_quote_volume=Decimal("600.00000000"),
+        trades=trades,
+        is_closed=closed,
+        source="ws",
+        event_time=ms_to_dt(event_ms if event_ms is not None else minute_ms + 59_999),
     )
 
 
@@ -50,13 +69,15 @@ def make_candle(symbol: str, minute_ms: int, *, closed: bool = True, event_ms: i
 def stream_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
     """Settings with a per-test topic, dead-letter topic and consumer group."""
     tag = uuid.uuid4().hex[:8]
-    return settings.model_copy(update={
-        "kafka_bootstrap_servers": kafka_bootstrap,
-        "kafka_topic": f"t-{tag}",
-        "kafka_dead_letter_topic": f"t-{tag}.dl",
-        "kafka_consumer_group": f"g-{tag}",
-        "kafka_partitions": 2,
-    })
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "kafka_topic": f"t-{tag}",
+            "kafka_dead_letter_topic": f"t-{tag}.dl",
+            "kafka_consumer_group": f"g-{tag}",
+            "kafka_partitions": 2,
+        }
+    )
 
 
 def send_raw(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -75,8 +96,11 @@ def send_raw(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> N
 
 def committed(settings: Settings) -> dict[int, int]:
     """Committed offsets of the test group per partition of the stream topic."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.effective_kafka_bootstrap,
-                             group_id=settings.kafka_consumer_group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.effective_kafka_bootstrap,
+        group_id=settings.kafka_consumer_group,
+        enable_auto_commit=False,
+    )
     try:
         out = {}
         for p in range(settings.kafka_partitions):
@@ -89,8 +113,9 @@ def committed(settings: Settings) -> dict[int, int]:
 
 def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[Any]:
     """Read ``expect`` records of ``topic`` from the beginning (manual assignment)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.effective_kafka_bootstrap,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.effective_kafka_bootstrap, enable_auto_commit=False
+    )
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.kafka_partitions)]
         consumer.assign(tps)

@@ -28,7 +28,9 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def _fill(mongo_db: Any) -> None:
-    CandleStore(mongo_db, STREAMING_1M).upsert([make_candle("BTCUSDT", T0 + i * 60_000) for i in range(3)])
+    CandleStore(mongo_db, STREAMING_1M).upsert(
+        [make_candle("BTCUSDT", T0 + i * 60_000) for i in range(3)]
+    )
     mongo_db[STREAM_GAPS].insert_one(gap_doc(["BTCUSDT"], T0, T0 + 60_000, "test"))
 
 
@@ -55,8 +57,13 @@ def test_reset_after_confirmation_and_with_yes(cli_env: None, mongo_db: Any) -> 
 
 def test_repair_with_a_bad_since_is_a_clear_error_without_traceback(settings: Settings) -> None:
     env = {**os.environ, **subprocess_env(settings)}
-    proc = subprocess.run([sys.executable, "-m", "cryptobot_core.stream", "repair", "--since", "yesterday"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryptobot_core.stream", "repair", "--since", "yesterday"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "--since must be an ISO date" in proc.stderr
     assert "Traceback" not in proc.stderr

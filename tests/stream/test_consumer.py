@@ -46,8 +46,11 @@ def test_consumer_stores_newest_version_and_commits_after_write(
     send_raw(stream_settings, records)
     ct = consumer_thread()
     store = CandleStore(mongo_db, STREAMING_1M)
-    wait_until(lambda: sum(committed(stream_settings).values()) == len(records), 60,
-               "offsets of all records committed")
+    wait_until(
+        lambda: sum(committed(stream_settings).values()) == len(records),
+        60,
+        "offsets of all records committed",
+    )
     ct.stop()
     btc = store.find("BTCUSDT")
     eth = store.find("ETHUSDT")
@@ -59,8 +62,11 @@ def test_consumer_stores_newest_version_and_commits_after_write(
     # A replay (e.g. after a crash before commit) changes nothing.
     send_raw(stream_settings, records[:2])
     ct2 = consumer_thread()
-    wait_until(lambda: sum(committed(stream_settings).values()) == len(records) + 2, 60,
-               "replayed records committed")
+    wait_until(
+        lambda: sum(committed(stream_settings).values()) == len(records) + 2,
+        60,
+        "replayed records committed",
+    )
     ct2.stop()
     assert store.find("BTCUSDT") == [final]
     assert mongo_db[STREAMING_1M].count_documents({}) == 2
@@ -76,13 +82,22 @@ def test_malformed_messages_become_dead_letters_and_consumer_keeps_going(
         (b"BTCUSDT", b"\xff\xfenot json"),
         (b"BTCUSDT", b'{"v": 99, "event": {}}'),
         (b"BTCUSDT", encode_event(bad_decimal)),
-        (None, b'{"v": 1, "raw": "{\\"e\\": \\"kli", "reason": "truncated frame", "received_at": 1}'),
+        (
+            None,
+            b'{"v": 1, "raw": "{\\"e\\": \\"kli", "reason": "truncated frame", "received_at": 1}',
+        ),
         (b"BTCUSDT", encode_candle(good)),
     ]
     send_raw(stream_settings, records)
     ct = consumer_thread()
-    wait_until(lambda: mongo_db[STREAMING_1M].count_documents({}) == 1
-               and mongo_db[DEAD_LETTERS].count_documents({}) == 4, 60, "good candle and 4 dead letters")
+    wait_until(
+        lambda: (
+            mongo_db[STREAMING_1M].count_documents({}) == 1
+            and mongo_db[DEAD_LETTERS].count_documents({}) == 4
+        ),
+        60,
+        "good candle and 4 dead letters",
+    )
     ct.stop()
     letters = list(mongo_db[DEAD_LETTERS].find({}))
     reasons = " | ".join(sorted(d["reason"] for d in letters))
@@ -102,8 +117,11 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
 ) -> None:
     symbols = [f"S{i:02d}USDT" for i in range(40)]
     minutes = 60
-    expected = {(s, T0 + m * 60_000): make_candle(s, T0 + m * 60_000, price=f"{i + 1}.{m:02d}")
-                for i, s in enumerate(symbols) for m in range(minutes)}
+    expected = {
+        (s, T0 + m * 60_000): make_candle(s, T0 + m * 60_000, price=f"{i + 1}.{m:02d}")
+        for i, s in enumerate(symbols)
+        for m in range(minutes)
+    }
     # An open update before each final one so batches really collapse.
     records = []
     for (s, t), c in expected.items():
@@ -117,16 +135,22 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     coll = mongo_db[STREAMING_1M]
     try:
-        wait_until(lambda: coll.count_documents({}) >= len(expected) // 4, 120,
-                   "the first consumer to write a quarter of the candles")
+        wait_until(
+            lambda: coll.count_documents({}) >= len(expected) // 4,
+            120,
+            "the first consumer to write a quarter of the candles",
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         written_before = coll.count_documents({})
         assert written_before < len(expected), "killed too late to test a restart"
         log2 = open(tmp_path / "consumer2.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(argv, env=env, stdout=log2, stderr=subprocess.STDOUT)
-        wait_until(lambda: sum(committed(stream_settings).values()) == len(records), 120,
-                   "the restarted consumer to commit every record")
+        wait_until(
+            lambda: sum(committed(stream_settings).values()) == len(records),
+            120,
+            "the restarted consumer to commit every record",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

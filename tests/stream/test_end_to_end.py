@@ -31,28 +31,36 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 def same_values(stored: Candle, exchange: Candle) -> bool:
     """True when the stored candle carries the exchange's exact values."""
-    return all(getattr(stored, f) == getattr(exchange, f) for f in (*DECIMAL_FIELDS, "trades")) \
-        and stored.open_time == exchange.open_time and stored.close_time == exchange.close_time
+    return (
+        all(getattr(stored, f) == getattr(exchange, f) for f in (*DECIMAL_FIELDS, "trades"))
+        and stored.open_time == exchange.open_time
+        and stored.close_time == exchange.close_time
+    )
 
 
 @pytest.fixture
 def sim(make_simulator: Callable[..., SimulatorServer]) -> SimulatorServer:
     listings = [s for s in default_symbols() if s.symbol in SYMBOLS]
-    return make_simulator(symbols=listings, clock=SimClock.accelerated(START, SPEED),
-                          ws_update_interval_s=0.25, faults=Faults(malformed_frame_rate=0.05, seed=7))
+    return make_simulator(
+        symbols=listings,
+        clock=SimClock.accelerated(START, SPEED),
+        ws_update_interval_s=0.25,
+        faults=Faults(malformed_frame_rate=0.05, seed=7),
+    )
 
 
 @pytest.fixture
 def sim_settings(stream_settings: Settings, sim: SimulatorServer) -> Settings:
-    return stream_settings.model_copy(update={"sim_port": sim.port,
-                                              "symbols": SYMBOLS})
+    return stream_settings.model_copy(update={"sim_port": sim.port, "symbols": SYMBOLS})
 
 
 class ProducerThread:
     def __init__(self, settings: Settings) -> None:
         self.producer = StreamProducer(settings)
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.producer.run, args=(self.stop_event,), daemon=True)
+        self.thread = threading.Thread(
+            target=self.producer.run, args=(self.stop_event,), daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
@@ -62,7 +70,9 @@ class ProducerThread:
 
 
 @pytest.fixture
-def running(sim_settings: Settings, consumer_thread: Callable[..., ConsumerThread]) -> Iterator[tuple[ProducerThread, ConsumerThread]]:
+def running(
+    sim_settings: Settings, consumer_thread: Callable[..., ConsumerThread]
+) -> Iterator[tuple[ProducerThread, ConsumerThread]]:
     pt = ProducerThread(sim_settings)
     ct = consumer_thread(sim_settings)
     yield pt, ct
@@ -75,26 +85,39 @@ def closed_minutes(store: CandleStore, symbol: str) -> list[Candle]:
 
 
 def test_every_closed_minute_lands_once_with_the_exchange_values(
-    sim: SimulatorServer, sim_settings: Settings, mongo_db: Any,
+    sim: SimulatorServer,
+    sim_settings: Settings,
+    mongo_db: Any,
     running: tuple[ProducerThread, ConsumerThread],
 ) -> None:
     pt, ct = running
     store = CandleStore(mongo_db, STREAMING_1M)
     first = M1.floor(START) + M1.ms  # the first minute that opened while connected
     n = 8
-    wait_until(lambda: all(sum(1 for c in closed_minutes(store, s) if c.open_ms >= first) >= n
-                           for s in SYMBOLS), 90, f"{n} closed minutes per symbol")
+    wait_until(
+        lambda: all(
+            sum(1 for c in closed_minutes(store, s) if c.open_ms >= first) >= n for s in SYMBOLS
+        ),
+        90,
+        f"{n} closed minutes per symbol",
+    )
     pt.stop()
-    wait_until(lambda: ct.consumer.stats.messages >= pt.producer.stats.acked, 30,
-               "the consumer to read everything the producer delivered")
+    wait_until(
+        lambda: ct.consumer.stats.messages >= pt.producer.stats.acked,
+        30,
+        "the consumer to read everything the producer delivered",
+    )
     ct.stop()
     for symbol in SYMBOLS:
         candles = [c for c in closed_minutes(store, symbol) if c.open_ms >= first]
         opens = [c.open_ms for c in candles]
-        assert opens == M1.opens_between(first, opens[-1] + 1), f"{symbol}: a closed minute is missing"
+        assert opens == M1.opens_between(first, opens[-1] + 1), (
+            f"{symbol}: a closed minute is missing"
+        )
         assert len(set(opens)) == len(opens)
         assert mongo_db[STREAMING_1M].count_documents(
-            {"symbol": symbol, "open_time": {"$gte": ms_to_dt(first)}}) >= len(candles)
+            {"symbol": symbol, "open_time": {"$gte": ms_to_dt(first)}}
+        ) >= len(candles)
         for c in candles:
             exchange = sim.market.minute(symbol, c.open_ms)
             assert exchange is not None and same_values(c, exchange), f"{symbol} {c.open_time}"
@@ -107,8 +130,11 @@ def test_every_closed_minute_lands_once_with_the_exchange_values(
 
 @pytest.mark.slow
 def test_killed_producer_and_dropped_websocket_gaps_are_repaired(
-    sim: SimulatorServer, sim_settings: Settings, mongo_db: Any,
-    consumer_thread: Callable[..., ConsumerThread], tmp_path: Path,
+    sim: SimulatorServer,
+    sim_settings: Settings,
+    mongo_db: Any,
+    consumer_thread: Callable[..., ConsumerThread],
+    tmp_path: Path,
 ) -> None:
     store = CandleStore(mongo_db, STREAMING_1M)
     env = {**os.environ, **subprocess_env(sim_settings)}

@@ -43,7 +43,11 @@ def test_envelope_round_trip_keeps_decimal_strings() -> None:
         (b'{"v": 2, "event": {}}', None, "unsupported envelope version 2"),
         (b'{"v": 1}', None, "no 'event' object"),
         (b'{"v": 1, "event": {"e": "trade"}, "received_at": 1}', None, "not a kline event"),
-        (encode_malformed("{oops", "bad json"), None, "malformed frame from the exchange: bad json"),
+        (
+            encode_malformed("{oops", "bad json"),
+            None,
+            "malformed frame from the exchange: bad json",
+        ),
         (encode_candle(make_candle("BTCUSDT", T0)), b"ETHUSDT", "does not match symbol"),
     ],
 )
@@ -89,7 +93,10 @@ def test_lag_cross_checks_broker_end_offsets() -> None:
 
 def test_spans_and_scan_window() -> None:
     m = 60_000
-    assert spans([T0 + 2 * m, T0, T0 + m, T0 + 5 * m]) == [(T0, T0 + 3 * m), (T0 + 5 * m, T0 + 6 * m)]
+    assert spans([T0 + 2 * m, T0, T0 + m, T0 + 5 * m]) == [
+        (T0, T0 + 3 * m),
+        (T0 + 5 * m, T0 + 6 * m),
+    ]
     assert spans([]) == []
     now = T0 + 3_600_000 + 30_000
     assert scan_window(now, []) == (T0, T0 + 3_600_000)

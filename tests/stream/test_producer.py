@@ -42,5 +42,7 @@ def test_sender_spools_while_the_broker_is_down_and_delivers_when_it_is_back(
         if broker:
             got = read_topic(cfg, cfg.kafka_topic, 5)
             broker.stop()
-    assert sorted(decode(json.dumps(m).encode()).candle.open_ms for m in got) == [c.open_ms for c in candles]
+    assert sorted(decode(json.dumps(m).encode()).candle.open_ms for m in got) == [
+        c.open_ms for c in candles
+    ]
     assert len(sender.spool) == 0

@@ -69,7 +69,8 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[services.ManagedProcess, int]]:
 
 
 def test_store_down_for_30s_pauses_without_committing_and_loses_nothing(
-    stream_settings: Settings, own_store: tuple[services.ManagedProcess, str],
+    stream_settings: Settings,
+    own_store: tuple[services.ManagedProcess, str],
     consumer_thread: Callable[..., ConsumerThread],
 ) -> None:
     proc, uri = own_store
@@ -89,8 +90,11 @@ def test_store_down_for_30s_pauses_without_committing_and_loses_nothing(
     assert ct.thread.is_alive()
 
     proc.start()
-    wait_until(lambda: sum(committed(cfg).values()) == len(first) + len(second), 90,
-               "second batch committed after the store came back")
+    wait_until(
+        lambda: sum(committed(cfg).values()) == len(first) + len(second),
+        90,
+        "second batch committed after the store came back",
+    )
     ct.stop()
     client: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
     try:
@@ -101,8 +105,11 @@ def test_store_down_for_30s_pauses_without_committing_and_loses_nothing(
 
 
 def test_broker_restart_loses_nothing(
-    stream_settings: Settings, own_broker: tuple[services.ManagedProcess, int], mongo_db: Any,
-    consumer_thread: Callable[..., ConsumerThread], tmp_path: Path,
+    stream_settings: Settings,
+    own_broker: tuple[services.ManagedProcess, int],
+    mongo_db: Any,
+    consumer_thread: Callable[..., ConsumerThread],
+    tmp_path: Path,
 ) -> None:
     proc, port = own_broker
     cfg = stream_settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{port}"})
@@ -112,7 +119,9 @@ def test_broker_restart_loses_nothing(
     pt = threading.Thread(target=producer.run, args=(stop,), daemon=True)
     pt.start()
     ct = consumer_thread(cfg)
-    candles: list[Candle] = [make_candle("ETHUSDT", T0 + m * 60_000, price=f"3{m}.25") for m in range(40)]
+    candles: list[Candle] = [
+        make_candle("ETHUSDT", T0 + m * 60_000, price=f"3{m}.25") for m in range(40)
+    ]
     store = CandleStore(mongo_db, STREAMING_1M)
     try:
         for c in candles[:20]:

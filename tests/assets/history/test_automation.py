@@ -37,14 +37,17 @@ def test_daily_schedule_requests_yesterday_for_every_symbol(instance: Any) -> No
 
 def test_daily_schedule_skips_without_symbols(empty_instance: Any) -> None:
     inst = empty_instance
-    ctx = dg.build_schedule_context(instance=inst,
-                                    scheduled_execution_time=datetime(2026, 3, 2, 0, 15, tzinfo=UTC))
+    ctx = dg.build_schedule_context(
+        instance=inst, scheduled_execution_time=datetime(2026, 3, 2, 0, 15, tzinfo=UTC)
+    )
     result = daily_history_update(ctx)
     assert isinstance(result, dg.SkipReason) and "no symbols" in str(result.skip_message)
 
 
 def test_symbols_sensor_adds_valid_removes_unconfigured_and_rejects_unknown(
-    defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    defs: dg.Definitions,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     empty_instance: Any,
 ) -> None:
     monkeypatch.setenv("CRYPTOBOT_SYMBOLS", "BTCUSDT,NOPEUSDT,ETHUSDT,LUNAUSDT")
@@ -52,8 +55,16 @@ def test_symbols_sensor_adds_valid_removes_unconfigured_and_rejects_unknown(
     inst.add_dynamic_partitions("symbols", ["XRPUSDT", "BTCUSDT"])
     result = evaluate(symbols_sensor, inst, defs)
     assert isinstance(result, dg.SensorResult)
-    adds = [r for r in result.dynamic_partitions_requests or [] if isinstance(r, dg.AddDynamicPartitionsRequest)]
-    dels = [r for r in result.dynamic_partitions_requests or [] if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
+    adds = [
+        r
+        for r in result.dynamic_partitions_requests or []
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+    ]
+    dels = [
+        r
+        for r in result.dynamic_partitions_requests or []
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
     assert [list(r.partition_keys) for r in adds] == [["ETHUSDT"]]
     assert [list(r.partition_keys) for r in dels] == [["XRPUSDT"]]
     text = capfd.readouterr().err  # the sensor's log, as the daemon would show it
@@ -84,11 +95,19 @@ def test_catch_up_requests_missing_ranges_with_deterministic_run_keys(
     assert isinstance(requests, list)
     spans = [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests]
     assert spans == [
-        (str(partition_key("BTCUSDT", START + timedelta(days=2))), str(partition_key("BTCUSDT", START + timedelta(days=3)))),
-        (str(partition_key("BTCUSDT", START + timedelta(days=5))), str(partition_key("BTCUSDT", yesterday))),
+        (
+            str(partition_key("BTCUSDT", START + timedelta(days=2))),
+            str(partition_key("BTCUSDT", START + timedelta(days=3))),
+        ),
+        (
+            str(partition_key("BTCUSDT", START + timedelta(days=5))),
+            str(partition_key("BTCUSDT", yesterday)),
+        ),
         (str(partition_key("ETHUSDT", START)), str(partition_key("ETHUSDT", yesterday))),
     ]
-    assert all(r.tags[CATCH_UP_TAG] == "true" and r.asset_selection == [KLINES_KEY] for r in requests)
+    assert all(
+        r.tags[CATCH_UP_TAG] == "true" and r.asset_selection == [KLINES_KEY] for r in requests
+    )
     again = evaluate(history_catch_up_sensor, instance, defs)
     assert isinstance(again, list)
     assert [r.run_key for r in again] == [r.run_key for r in requests]
@@ -103,8 +122,12 @@ def test_catch_up_run_request_executes_as_one_ranged_run(
     requests = evaluate(history_catch_up_sensor, instance, defs)
     assert isinstance(requests, list)
     eth = next(r for r in requests if "ETHUSDT" in r.tags[RANGE_START_TAG])
-    res = dg.materialize([defs.get_assets_def(KLINES_KEY)], instance=instance,
-                         resources=defs.resources, tags=dict(eth.tags))
+    res = dg.materialize(
+        [defs.get_assets_def(KLINES_KEY)],
+        instance=instance,
+        resources=defs.resources,
+        tags=dict(eth.tags),
+    )
     assert res.success
     assert len(res.get_asset_materialization_events()) == (TODAY - START).days
     rest = evaluate(history_catch_up_sensor, instance, defs)
@@ -112,7 +135,9 @@ def test_catch_up_run_request_executes_as_one_ranged_run(
     assert all("ETHUSDT" not in r.tags[RANGE_START_TAG] for r in rest)
 
 
-def test_catch_up_skips_when_everything_is_materialized(defs: dg.Definitions, empty_instance: Any) -> None:
+def test_catch_up_skips_when_everything_is_materialized(
+    defs: dg.Definitions, empty_instance: Any
+) -> None:
     inst = empty_instance
     inst.add_dynamic_partitions("symbols", ["BTCUSDT"])
     day = START

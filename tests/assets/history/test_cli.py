@@ -44,9 +44,20 @@ def cli_env(
 
 def test_unknown_symbol_is_refused_with_a_message_and_no_traceback(cli_env: dict[str, str]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "from cryptobot_core.cli import main; main()",
-         "backfill", "--days", "1", "--symbols", "BTCUSDT,NOPEUSDT"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **cli_env},
+        [
+            sys.executable,
+            "-c",
+            "from cryptobot_core.cli import main; main()",
+            "backfill",
+            "--days",
+            "1",
+            "--symbols",
+            "BTCUSDT,NOPEUSDT",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **cli_env},
     )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "NOPEUSDT" in proc.stderr
@@ -55,7 +66,9 @@ def test_unknown_symbol_is_refused_with_a_message_and_no_traceback(cli_env: dict
     assert "not reachable" not in proc.stderr
 
 
-def test_days_beyond_the_start_date_are_refused_with_the_allowed_range(cli_env: dict[str, str]) -> None:
+def test_days_beyond_the_start_date_are_refused_with_the_allowed_range(
+    cli_env: dict[str, str],
+) -> None:
     result = CliRunner().invoke(app, ["backfill", "--days", "9"])
     assert result.exit_code != 0
     assert "--days 9 reaches back" in str(result.exception)

@@ -43,7 +43,10 @@ def test_klines_asset_policy_pool_and_partitions(settings: Settings) -> None:
     assert isinstance(pdef, dg.MultiPartitionsDefinition)
     assert {d.name for d in pdef.partitions_defs} == {"date", "symbol"}
     features = repo.asset_graph.get(FEATURES_KEY)
-    assert features.backfill_policy is not None and features.backfill_policy.max_partitions_per_run is None
+    assert (
+        features.backfill_policy is not None
+        and features.backfill_policy.max_partitions_per_run is None
+    )
     daily = features.partitions_def
     assert isinstance(daily, dg.DailyPartitionsDefinition)
     assert daily.start.date() == date(2025, 1, 1)
@@ -60,5 +63,7 @@ def test_partition_keys_round_trip_and_run_scopes() -> None:
     assert keys_of_run(tags) == [("ETHUSDT", date(2025, 2, d)) for d in (27, 28)] + [
         ("ETHUSDT", date(2025, 3, d)) for d in (1, 2)
     ]
-    assert keys_of_run({"dagster/partition": "2025-03-01|BTCUSDT"}) == [("BTCUSDT", date(2025, 3, 1))]
+    assert keys_of_run({"dagster/partition": "2025-03-01|BTCUSDT"}) == [
+        ("BTCUSDT", date(2025, 3, 1))
+    ]
     assert keys_of_run({}) == []

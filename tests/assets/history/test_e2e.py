@@ -42,7 +42,10 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture
 def stack(
-    tmp_path: Path, mongo_uri: str, db_name: str, make_simulator: MakeSimulator,
+    tmp_path: Path,
+    mongo_uri: str,
+    db_name: str,
+    make_simulator: MakeSimulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, Any]]:
     """`dagster dev` on a free port, its env pointing at the test store and a simulator."""
@@ -69,8 +72,16 @@ def stack(
     url = f"http://127.0.0.1:{port}"
     proc = ManagedProcess(
         name="dagster dev",
-        argv=[str(Path(sys.executable).parent / "dagster"), "dev", "-m",
-              "cryptobot_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        argv=[
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-m",
+            "cryptobot_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         log_path=tmp_path / "dagster.log",
         healthy=lambda: _healthy(url),
         env={**os.environ, **env},
@@ -88,7 +99,9 @@ def stack(
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_cli_backfill_through_dagster_fills_the_collection(stack: dict[str, Any], mongo_uri: str) -> None:
+def test_cli_backfill_through_dagster_fills_the_collection(
+    stack: dict[str, Any], mongo_uri: str
+) -> None:
     result = CliRunner().invoke(app, ["backfill", "--days", "2", "--poll", "2"])
     log_tail = stack["log"].read_text(errors="replace")[-3000:]
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}\n{log_tail}"

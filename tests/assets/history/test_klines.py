@@ -31,7 +31,10 @@ def run(defs: dg.Definitions, instance: Any, **kwargs: Any) -> dg.ExecuteInProce
     """Materialize klines_15m (+ its checks) in-process."""
     return dg.materialize(
         [defs.get_assets_def(KLINES_KEY), *history_checks],
-        instance=instance, resources=defs.resources, raise_on_error=False, **kwargs,
+        instance=instance,
+        resources=defs.resources,
+        raise_on_error=False,
+        **kwargs,
     )
 
 
@@ -41,13 +44,17 @@ def snapshot(db: Database[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_a_partition_range_is_stored_exactly_and_a_rerun_changes_nothing(
-    defs: dg.Definitions, instance: Any, mongo_db: Database[dict[str, Any]], real_sim: SimulatorServer
+    defs: dg.Definitions,
+    instance: Any,
+    mongo_db: Database[dict[str, Any]],
+    real_sim: SimulatorServer,
 ) -> None:
     res = run(defs, instance, tags=range_tags("BTCUSDT", DAY1, DAY2))
     assert res.success
     mats = res.get_asset_materialization_events()
     assert sorted(m.materialization.partition for m in mats) == [
-        str(partition_key("BTCUSDT", DAY1)), str(partition_key("BTCUSDT", DAY2))
+        str(partition_key("BTCUSDT", DAY1)),
+        str(partition_key("BTCUSDT", DAY2)),
     ]
     meta = mats[0].materialization.metadata
     assert meta["candles_written"].value == 192 and meta["missing_candles"].value == 0
@@ -56,18 +63,27 @@ def test_a_partition_range_is_stored_exactly_and_a_rerun_changes_nothing(
     assert checks["completeness"] and checks["uniqueness"] and checks["ohlc_sanity"]
     # Exactly the exchange's candles, the still-open one never among them.
     stored = snapshot(mongo_db)
-    want = real_sim.market.klines("BTCUSDT", Interval.M15, day_ms(DAY1), day_ms(DAY2) + 86_400_000 - 1, 1000)
+    want = real_sim.market.klines(
+        "BTCUSDT", Interval.M15, day_ms(DAY1), day_ms(DAY2) + 86_400_000 - 1, 1000
+    )
     assert [d["close"].to_decimal() for d in stored] == [c.close for c in want]
     assert all(d["is_closed"] and d["source"] == "rest" for d in stored)
 
     again = run(defs, instance, tags=range_tags("BTCUSDT", DAY1, DAY2))
     assert again.success
-    assert again.get_asset_materialization_events()[0].materialization.metadata["candles_written"].value == 0
+    assert (
+        again.get_asset_materialization_events()[0]
+        .materialization.metadata["candles_written"]
+        .value
+        == 0
+    )
     assert snapshot(mongo_db) == stored
 
 
 def test_an_outage_is_reported_as_a_gap_and_the_run_succeeds(
-    settings: Settings, make_simulator: MakeSimulator, instance: Any,
+    settings: Settings,
+    make_simulator: MakeSimulator,
+    instance: Any,
     mongo_db: Database[dict[str, Any]],
 ) -> None:
     outage = (day_ms(DAY1) + 3_600_000, day_ms(DAY1) + 2 * 3_600_000, "ETHUSDT")
@@ -75,8 +91,10 @@ def test_an_outage_is_reported_as_a_gap_and_the_run_succeeds(
     defs = build_defs(point_at(settings, sim))
     res = run(defs, instance, tags=range_tags("ETHUSDT", DAY1, DAY2))
     assert res.success
-    by_part = {m.materialization.partition: m.materialization.metadata
-               for m in res.get_asset_materialization_events()}
+    by_part = {
+        m.materialization.partition: m.materialization.metadata
+        for m in res.get_asset_materialization_events()
+    }
     meta = by_part[str(partition_key("ETHUSDT", DAY1))]
     assert meta["missing_candles"].value == 4
     missing = meta["missing"].value
@@ -84,7 +102,9 @@ def test_an_outage_is_reported_as_a_gap_and_the_run_succeeds(
         ms_to_dt(outage[0] + i * 900_000).isoformat() for i in range(4)
     ]
     assert {m["reason"] for m in missing} == {"exchange_outage"}
-    completeness = next(c for c in res.get_asset_check_evaluations() if c.check_name == "completeness")
+    completeness = next(
+        c for c in res.get_asset_check_evaluations() if c.check_name == "completeness"
+    )
     assert completeness.passed
     assert completeness.metadata["exchange_gaps"].value == 4
     assert mongo_db[HISTORICAL_15M].count_documents({"symbol": "ETHUSDT"}) == 192 - 4
@@ -108,15 +128,21 @@ def test_a_store_that_is_down_fails_the_run_with_a_clear_message(
     hist_settings: Settings, instance: Any
 ) -> None:
     down = hist_settings.model_copy(
-        update={"mongo_uri": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-                "mongo_timeout_ms": 300}
+        update={
+            "mongo_uri": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+            "mongo_timeout_ms": 300,
+        }
     )
     res = run(build_defs(down), instance, partition_key=str(partition_key("BTCUSDT", DAY1)))
     assert not res.success
     text = " ".join(
-        str(e.message) for e in res.all_events if e.is_failure or e.event_type_value == "STEP_FAILURE"
+        str(e.message)
+        for e in res.all_events
+        if e.is_failure or e.event_type_value == "STEP_FAILURE"
     )
-    errors = [e for e in res.all_events if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")]
+    errors = [
+        e for e in res.all_events if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")
+    ]
     assert errors, text
     assert any("document store unreachable" in str(e.event_specific_data) for e in errors)
     assert not instance.get_materialized_partitions(KLINES_KEY)
@@ -139,7 +165,9 @@ def test_features_read_the_range_plus_the_previous_day(
         assert run(defs, instance, tags=range_tags(symbol, DAY1, DAY2)).success
     res = dg.materialize(
         [defs.get_assets_def(FEATURES_KEY), defs.get_assets_def(KLINES_KEY)],
-        selection=[FEATURES_KEY], instance=instance, resources=defs.resources,
+        selection=[FEATURES_KEY],
+        instance=instance,
+        resources=defs.resources,
         partition_key=DAY2.isoformat(),
     )
     assert res.success
@@ -152,9 +180,19 @@ def test_features_read_the_range_plus_the_previous_day(
     # The first candle of the day has a full 24h window thanks to the previous day.
     first = docs[0]
     assert first["log_return"] is not None and first["volatility_24h"] is not None
-    assert set(first) >= {"symbol", "open_time", "close_time", "close", "log_return",
-                          "volatility_1h", "volatility_24h", "vwap", "hl_range",
-                          "volume_zscore", "computed_at"}
+    assert set(first) >= {
+        "symbol",
+        "open_time",
+        "close_time",
+        "close",
+        "log_return",
+        "volatility_1h",
+        "volatility_24h",
+        "vwap",
+        "hl_range",
+        "volume_zscore",
+        "computed_at",
+    }
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT"])

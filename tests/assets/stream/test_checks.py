@@ -20,16 +20,20 @@ DAY0 = 1_767_225_600_000  # 2026-01-01
 
 
 def _load(sim: SimulatorServer, mongo_db: Any, *, tamper: bool) -> None:
-    minutes = [c for t in range(DAY0, DAY0 + 45 * 60_000, 60_000)
-               if (c := sim.market.minute("BTCUSDT", t)) is not None]
+    minutes = [
+        c
+        for t in range(DAY0, DAY0 + 45 * 60_000, 60_000)
+        if (c := sim.market.minute("BTCUSDT", t)) is not None
+    ]
     assert len(minutes) == 45
     # The third window lacks a minute: it must be skipped, not failed.
     del minutes[40]
     if tamper:
         minutes[3] = replace(minutes[3], volume=minutes[3].volume + Decimal("0.00001"))
     CandleStore(mongo_db, STREAMING_1M).upsert(minutes)
-    quarters = sim.market.klines("BTCUSDT", Interval.M15, DAY0, DAY0 + 45 * 60_000 - 1,
-                                 now_ms=DAY0 + 86_400_000)
+    quarters = sim.market.klines(
+        "BTCUSDT", Interval.M15, DAY0, DAY0 + 45 * 60_000 - 1, now_ms=DAY0 + 86_400_000
+    )
     assert len(quarters) == 3
     CandleStore(mongo_db, HISTORICAL_15M).insert_missing(quarters)
 

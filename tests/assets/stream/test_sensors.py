@@ -19,9 +19,14 @@ from cryptobot_core.stream.producer import STREAM_GAPS, gap_doc
 from tests.stream.conftest import T0, make_candle
 
 
-def _tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None = None) -> dg.SensorResult:
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                  resources={"stream": StreamResource.from_settings(settings)})
+def _tick(
+    instance: dg.DagsterInstance, settings: Settings, cursor: str | None = None
+) -> dg.SensorResult:
+    ctx = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"stream": StreamResource.from_settings(settings)},
+    )
     result = sensors.build_supervisor(settings)(ctx)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -39,8 +44,12 @@ def _started_run(instance: dg.DagsterInstance, job: dg.JobDefinition) -> str:
 def _beat(mongo_db: Any, role: str, run_id: str, at: datetime) -> None:
     mongo_db[HEARTBEATS].replace_one(
         {"_id": role},
-        {"run_id": run_id, "pid": 1, "updated_at": at, "stats": {"lag": 3, "lag_corrected": True,
-                                                                  "messages_per_s": 2.5, "reconnects": 1}},
+        {
+            "run_id": run_id,
+            "pid": 1,
+            "updated_at": at,
+            "stats": {"lag": 3, "lag_corrected": True, "messages_per_s": 2.5, "reconnects": 1},
+        },
         upsert=True,
     )
 
@@ -48,7 +57,10 @@ def _beat(mongo_db: Any, role: str, run_id: str, at: datetime) -> None:
 def test_definitions_load(settings: Settings) -> None:
     defs = build_defs(settings)
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
-        "stream_producer_job", "stream_consumer_job", "stream_repair_job"}
+        "stream_producer_job",
+        "stream_consumer_job",
+        "stream_repair_job",
+    }
     assert defs.resolve_sensor_def("stream_supervisor") is not None
 
 
@@ -79,9 +91,12 @@ def test_supervisor_keeps_healthy_runs_and_relaunches_a_stale_one(
         cursor = json.dumps({"producer": 1, "consumer": 1})
         result = _tick(instance, settings, cursor)
         assert [(r.job_name, r.run_key) for r in result.run_requests or []] == [
-            ("stream_consumer_job", "consumer-2")]
+            ("stream_consumer_job", "consumer-2")
+        ]
         assert instance.get_run_by_id(consumer).status in (  # type: ignore[union-attr]
-            dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.CANCELING)
+            dg.DagsterRunStatus.CANCELED,
+            dg.DagsterRunStatus.CANCELING,
+        )
         assert instance.get_run_by_id(producer).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
         [obs] = result.asset_events
         assert obs.metadata["consumer_lag"].value == 3

@@ -32,7 +32,9 @@ defs = build_defs(load_settings())
 
 
 def _runs(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus) -> list[str]:
-    return [r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=[status]))]
+    return [
+        r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=[status]))
+    ]
 
 
 def _heartbeat(mongo_db: Any, role: str) -> dict[str, Any]:
@@ -40,12 +42,17 @@ def _heartbeat(mongo_db: Any, role: str) -> dict[str, Any]:
 
 
 def test_daemon_relaunches_a_killed_consumer_run(
-    stream_settings: Settings, mongo_db: Any, make_simulator: Callable[..., SimulatorServer],
+    stream_settings: Settings,
+    mongo_db: Any,
+    make_simulator: Callable[..., SimulatorServer],
     tmp_path: Path,
 ) -> None:
-    sim = make_simulator(symbols=default_symbols()[:2],
-                         clock=SimClock.accelerated(1_767_225_600_000, 60.0))
-    settings = stream_settings.model_copy(update={"sim_port": sim.port, "symbols": ["BTCUSDT", "ETHUSDT"]})
+    sim = make_simulator(
+        symbols=default_symbols()[:2], clock=SimClock.accelerated(1_767_225_600_000, 60.0)
+    )
+    settings = stream_settings.model_copy(
+        update={"sim_port": sim.port, "symbols": ["BTCUSDT", "ETHUSDT"]}
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -63,22 +70,39 @@ def test_daemon_relaunches_a_killed_consumer_run(
         "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
     }
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "dagster"), "sensor", "start", "stream_supervisor",
-                    "-w", str(tmp_path / "workspace.yaml")],
-                   env={**os.environ, **env}, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(bin_dir / "dagster"),
+            "sensor",
+            "start",
+            "stream_supervisor",
+            "-w",
+            str(tmp_path / "workspace.yaml"),
+        ],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     daemon = services.ManagedProcess(
         name="dagster-daemon",
         argv=[str(bin_dir / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
-        log_path=tmp_path / "daemon.log", healthy=lambda: True, env=env, cwd=tmp_path,
+        log_path=tmp_path / "daemon.log",
+        healthy=lambda: True,
+        env=env,
+        cwd=tmp_path,
     ).start()
     pids: set[int] = set()
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
+
             def both_beating() -> bool:
                 for role in ("producer", "consumer"):
                     hb = _heartbeat(mongo_db, role)
-                    if not hb or hb["run_id"] not in _runs(instance, f"stream_{role}_job",
-                                                           dg.DagsterRunStatus.STARTED):
+                    if not hb or hb["run_id"] not in _runs(
+                        instance, f"stream_{role}_job", dg.DagsterRunStatus.STARTED
+                    ):
                         return False
                     pids.add(hb["pid"])
                 return True
@@ -92,13 +116,17 @@ def test_daemon_relaunches_a_killed_consumer_run(
                 if hb.get("run_id") in (None, first["run_id"]):
                     return False
                 pids.add(hb["pid"])
-                return hb["run_id"] in _runs(instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED)
+                return hb["run_id"] in _runs(
+                    instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED
+                )
 
             wait_until(relaunched, 180, "a new consumer run after the kill")
             old = instance.get_run_by_id(first["run_id"])
-            assert old is not None and old.status in (dg.DagsterRunStatus.CANCELED,
-                                                      dg.DagsterRunStatus.CANCELING,
-                                                      dg.DagsterRunStatus.FAILURE)
+            assert old is not None and old.status in (
+                dg.DagsterRunStatus.CANCELED,
+                dg.DagsterRunStatus.CANCELING,
+                dg.DagsterRunStatus.FAILURE,
+            )
             # Exactly one of each is alive.
             assert len(_runs(instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED)) == 1
             assert len(_runs(instance, "stream_producer_job", dg.DagsterRunStatus.STARTED)) == 1

@@ -57,13 +57,17 @@ def fast_client(url: str, **kwargs: Any) -> BinanceClient:
     return BinanceClient(url, **kwargs)
 
 
-def expected(sim: SimulatorServer, symbol: str, iv: Interval, start: int, end: int) -> list[list[Any]]:
+def expected(
+    sim: SimulatorServer, symbol: str, iv: Interval, start: int, end: int
+) -> list[list[Any]]:
     """What the exchange has in [start, end), closed candles only, read from its market model."""
     rows: list[list[Any]] = []
     lo = start
     while lo < end:
         hi = min(end, lo + 1000 * iv.ms)  # at most 1000 opens: the limit never cuts
-        rows += [c.to_rest_row() for c in sim.market.klines(symbol, iv, lo, hi - 1, 1000) if c.is_closed]
+        rows += [
+            c.to_rest_row() for c in sim.market.klines(symbol, iv, lo, hi - 1, 1000) if c.is_closed
+        ]
         lo = hi
     return rows
 
@@ -72,10 +76,16 @@ def rows(candles: list[Candle]) -> list[list[Any]]:
     return [c.to_rest_row() for c in candles]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
-def test_pagination_returns_exactly_the_exchange_candles_despite_faults(sim: SimulatorServer, data: st.DataObject) -> None:
-    iv = data.draw(st.sampled_from([Interval.M1, Interval.M3, Interval.M15, Interval.H1]), label="interval")
+def test_pagination_returns_exactly_the_exchange_candles_despite_faults(
+    sim: SimulatorServer, data: st.DataObject
+) -> None:
+    iv = data.draw(
+        st.sampled_from([Interval.M1, Interval.M3, Interval.M15, Interval.H1]), label="interval"
+    )
     back = data.draw(st.integers(1, 3500), label="intervals back from now")
     span = data.draw(st.integers(1, 3200), label="intervals long")
     jitter = data.draw(st.integers(0, iv.ms - 1), label="unaligned start")
@@ -131,7 +141,10 @@ def test_klines_many_matches_single_fetches(sim: SimulatorServer) -> None:
 
 def test_invalid_symbol_is_a_typed_error_naming_it_and_never_retried(sim: SimulatorServer) -> None:
     before = sim.stats.snapshot()["responses"].get(400, 0)
-    with fast_client(sim.url, learn_limits=False) as client, pytest.raises(InvalidSymbolError) as err:
+    with (
+        fast_client(sim.url, learn_limits=False) as client,
+        pytest.raises(InvalidSymbolError) as err,
+    ):
         client.klines("NOPEUSDT", "1m", NOW - DAY_MS, NOW - DAY_MS + MINUTE_MS)
     assert err.value.code == -1121 and err.value.symbol == "NOPEUSDT"
     assert "NOPEUSDT" in str(err.value) and "Invalid symbol" in str(err.value)
@@ -244,7 +257,9 @@ def test_concurrent_fetch_of_many_symbols_stays_under_a_small_weight_limit() -> 
     clock = SimClock.accelerated(NOW, speed)
     srv = SimulatorServer(SimConfig(seed=11, clock=clock, weight_limit=100)).start()
     try:
-        budget = WeightBudget(clock=lambda: clock.now_ms() / 1000, sleep=lambda s: time.sleep(s / speed))
+        budget = WeightBudget(
+            clock=lambda: clock.now_ms() / 1000, sleep=lambda s: time.sleep(s / speed)
+        )
         symbols = [s for s in srv.market.symbols if s != "LUNAUSDT"][:20]
         start = NOW - 4 * DAY_MS
         end = start + 2500 * MINUTE_MS  # 3 windows per symbol: 60 requests, 120 weight
@@ -260,14 +275,18 @@ def test_concurrent_fetch_of_many_symbols_stays_under_a_small_weight_limit() -> 
         srv.stop()
 
 
-def test_klines_many_up_to_now_reads_server_time_once_and_drops_open_candles(sim: SimulatorServer) -> None:
+def test_klines_many_up_to_now_reads_server_time_once_and_drops_open_candles(
+    sim: SimulatorServer,
+) -> None:
     symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
     before = sim.stats.snapshot()["requests_by_path"].get("/api/v3/time", 0)
     with fast_client(sim.url) as client:
         got = client.klines_many([(s, "1h", NOW - 2 * DAY_MS, NOW + 3_600_000) for s in symbols])
     assert sim.stats.snapshot()["requests_by_path"].get("/api/v3/time", 0) == before + 1
     for symbol, candles in zip(symbols, got, strict=True):
-        assert rows(candles) == expected(sim, symbol, Interval.H1, NOW - 2 * DAY_MS, NOW + 3_600_000)
+        assert rows(candles) == expected(
+            sim, symbol, Interval.H1, NOW - 2 * DAY_MS, NOW + 3_600_000
+        )
         assert candles[-1].open_ms == Interval.H1.floor(NOW) - 3_600_000
 
 

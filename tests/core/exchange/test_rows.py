@@ -19,14 +19,26 @@ decimal_str = st.decimals(min_value=0, max_value=10**9, places=8, allow_nan=Fals
 def rows(draw: st.DrawFn) -> list[Any]:
     open_ms = draw(st.integers(0, 2_000_000_000_000)) // 60_000 * 60_000
     return [
-        open_ms, draw(decimal_str), draw(decimal_str), draw(decimal_str), draw(decimal_str),
-        draw(decimal_str), open_ms + 59_999, draw(decimal_str), draw(st.integers(0, 10**6)),
-        draw(decimal_str), draw(decimal_str), "0",
+        open_ms,
+        draw(decimal_str),
+        draw(decimal_str),
+        draw(decimal_str),
+        draw(decimal_str),
+        draw(decimal_str),
+        open_ms + 59_999,
+        draw(decimal_str),
+        draw(st.integers(0, 10**6)),
+        draw(decimal_str),
+        draw(decimal_str),
+        "0",
     ]
 
 
 @settings(max_examples=100, deadline=None)
-@given(page=st.lists(rows(), min_size=1, max_size=20), now=st.none() | st.integers(0, 2_100_000_000_000))
+@given(
+    page=st.lists(rows(), min_size=1, max_size=20),
+    now=st.none() | st.integers(0, 2_100_000_000_000),
+)
 def test_page_parser_equals_row_parser(page: list[list[Any]], now: int | None) -> None:
     fast = Candle.from_rest_rows("BTCUSDT", "1m", page, now_ms=now)
     slow = [Candle.from_rest_row("BTCUSDT", "1m", r, now_ms=now) for r in page]
@@ -34,7 +46,20 @@ def test_page_parser_equals_row_parser(page: list[list[Any]], now: int | None) -
     assert [c.to_rest_row() for c in fast] == [c.to_rest_row() for c in slow]
 
 
-GOOD = [1_700_000_040_000, "1.10", "2.00", "0.50", "1.50", "10", 1_700_000_099_999, "15", 3, "5", "7.5", "0"]
+GOOD = [
+    1_700_000_040_000,
+    "1.10",
+    "2.00",
+    "0.50",
+    "1.50",
+    "10",
+    1_700_000_099_999,
+    "15",
+    3,
+    "5",
+    "7.5",
+    "0",
+]
 
 
 @pytest.mark.parametrize(
@@ -47,7 +72,9 @@ GOOD = [1_700_000_040_000, "1.10", "2.00", "0.50", "1.50", "10", 1_700_000_099_9
         (6, 1_700_000_040_000, "close_time"),
     ],
 )
-def test_a_bad_row_after_the_first_raises_the_same_error(index: int, value: Any, match: str) -> None:
+def test_a_bad_row_after_the_first_raises_the_same_error(
+    index: int, value: Any, match: str
+) -> None:
     bad = list(GOOD)
     bad[index] = value
     with pytest.raises(ValidationError, match=match):

@@ -44,13 +44,19 @@ def test_symbol_normalisation() -> None:
 
 def test_bad_interval_fails_before_any_request() -> None:
     # Port 9 (discard) is never contacted: validation happens first.
-    with BinanceClient("http://127.0.0.1:9") as client, pytest.raises(ValidationError, match="allowed: 1s, 1m"):
+    with (
+        BinanceClient("http://127.0.0.1:9") as client,
+        pytest.raises(ValidationError, match="allowed: 1s, 1m"),
+    ):
         client.klines("BTCUSDT", "7m", 0, 60_000)
 
 
 @pytest.mark.parametrize(("start", "end"), [(10, 10), (20, 10), (-1, 10)])
 def test_bad_range_fails_before_any_request(start: int, end: int) -> None:
-    with BinanceClient("http://127.0.0.1:9") as client, pytest.raises(ValidationError, match="start_ms|end_ms"):
+    with (
+        BinanceClient("http://127.0.0.1:9") as client,
+        pytest.raises(ValidationError, match="start_ms|end_ms"),
+    ):
         client.klines("BTCUSDT", "1m", start, end)
 
 
@@ -60,11 +66,26 @@ def test_exchange_info_parsing() -> None:
             "timezone": "UTC",
             "serverTime": 1_700_000_000_000,
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 6000,
+                },
+                {
+                    "rateLimitType": "RAW_REQUESTS",
+                    "interval": "MINUTE",
+                    "intervalNum": 5,
+                    "limit": 300000,
+                },
             ],
             "symbols": [
-                {"symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT"},
+                {
+                    "symbol": "BTCUSDT",
+                    "status": "TRADING",
+                    "baseAsset": "BTC",
+                    "quoteAsset": "USDT",
+                },
                 {"symbol": "OLDUSDT", "status": "BREAK", "baseAsset": "OLD", "quoteAsset": "USDT"},
             ],
         }

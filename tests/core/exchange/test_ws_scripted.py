@@ -33,9 +33,23 @@ def kline(symbol: str, event_ms: int, *, closed: bool = False) -> str:
         "E": event_ms,
         "s": symbol,
         "k": {
-            "t": open_ms, "T": open_ms + 59_999, "s": symbol, "i": "1m", "f": 1, "L": 2,
-            "o": "100.00", "c": "101.00", "h": "102.00", "l": "99.00", "v": "1.5", "n": 3,
-            "x": closed, "q": "150.0", "V": "0.5", "Q": "50.0", "B": "0",
+            "t": open_ms,
+            "T": open_ms + 59_999,
+            "s": symbol,
+            "i": "1m",
+            "f": 1,
+            "L": 2,
+            "o": "100.00",
+            "c": "101.00",
+            "h": "102.00",
+            "l": "99.00",
+            "v": "1.5",
+            "n": 3,
+            "x": closed,
+            "q": "150.0",
+            "V": "0.5",
+            "Q": "50.0",
+            "B": "0",
         },
     }
     return json.dumps({"stream": f"{symbol.lower()}@kline_1m", "data": data})
@@ -78,7 +92,9 @@ async def test_malformed_frames_are_counted_and_yielded() -> None:
     async def handler(ws: ServerConnection, n: int) -> None:
         await ws.send(kline("BTCUSDT", T0 + 1000))
         await ws.send("{not json")
-        await ws.send(json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1, "k": {}}}))
+        await ws.send(
+            json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1, "k": {}}})
+        )
         await ws.send(json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "trade", "E": 1}}))
         await ws.send(kline("BTCUSDT", T0 + 3000))
         await ws.wait_closed()
@@ -88,7 +104,13 @@ async def test_malformed_frames_are_counted_and_yielded() -> None:
         items = await take(stream, 5)
         await stream.close()
     assert paths == ["/stream?streams=btcusdt@kline_1m"]
-    assert [type(i).__name__ for i in items] == ["Candle", "MalformedFrame", "MalformedFrame", "MalformedFrame", "Candle"]
+    assert [type(i).__name__ for i in items] == [
+        "Candle",
+        "MalformedFrame",
+        "MalformedFrame",
+        "MalformedFrame",
+        "Candle",
+    ]
     assert items[1].raw == "{not json" and "not JSON" in items[1].reason
     assert "malformed kline event" in items[2].reason
     assert "trade" in items[3].reason
@@ -104,7 +126,11 @@ async def test_server_shutdown_reconnects_at_once_and_reports_the_gap() -> None:
         if n == 1:
             await ws.send(kline("BTCUSDT", T0 + 1000))
             await ws.send(kline("ETHUSDT", T0 + 1500))
-            await ws.send(json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "serverShutdown", "E": T0 + 2000}}))
+            await ws.send(
+                json.dumps(
+                    {"stream": "btcusdt@kline_1m", "data": {"e": "serverShutdown", "E": T0 + 2000}}
+                )
+            )
             await ws.wait_closed()
         else:
             await ws.send(kline("ETHUSDT", T0 + 9000))

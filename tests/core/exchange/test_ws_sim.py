@@ -25,7 +25,9 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 @pytest.fixture
 def server() -> Iterator[SimulatorServer]:
     """A simulator whose clock runs 60x, so candles close every second."""
-    srv = SimulatorServer(SimConfig(seed=5, clock=SimClock.accelerated(START + 5_000, SPEED))).start()
+    srv = SimulatorServer(
+        SimConfig(seed=5, clock=SimClock.accelerated(START + 5_000, SPEED))
+    ).start()
     try:
         yield srv
     finally:
@@ -34,11 +36,15 @@ def server() -> Iterator[SimulatorServer]:
 
 def finals(items: list[Any], symbol: str) -> dict[int, Candle]:
     """Closed candles of one symbol by open time."""
-    return {i.open_ms: i for i in items if isinstance(i, Candle) and i.symbol == symbol and i.is_closed}
+    return {
+        i.open_ms: i for i in items if isinstance(i, Candle) and i.symbol == symbol and i.is_closed
+    }
 
 
 @pytest.mark.slow
-def test_dropped_connection_loses_no_closed_candle_once_the_gap_is_repaired(server: SimulatorServer) -> None:
+def test_dropped_connection_loses_no_closed_candle_once_the_gap_is_repaired(
+    server: SimulatorServer,
+) -> None:
     items: list[Any] = []
 
     async def run() -> None:
@@ -51,13 +57,19 @@ def test_dropped_connection_loses_no_closed_candle_once_the_gap_is_repaired(serv
                 if done():
                     return
 
-        await asyncio.wait_for(collect_until(lambda: all(len(finals(items, s)) >= 2 for s in SYMBOLS)), 20)
+        await asyncio.wait_for(
+            collect_until(lambda: all(len(finals(items, s)) >= 2 for s in SYMBOLS)), 20
+        )
         dropped = await asyncio.to_thread(server.faults.drop_connections)
         assert dropped == 1
         mark = len(items)
         await asyncio.wait_for(
-            collect_until(lambda: all(len(finals(items[mark:], s)) >= 2 for s in SYMBOLS)
-                          and any(isinstance(i, StreamGap) for i in items[mark:])),
+            collect_until(
+                lambda: (
+                    all(len(finals(items[mark:], s)) >= 2 for s in SYMBOLS)
+                    and any(isinstance(i, StreamGap) for i in items[mark:])
+                )
+            ),
             30,
         )
         await stream.close()
@@ -74,12 +86,16 @@ def test_dropped_connection_loses_no_closed_candle_once_the_gap_is_repaired(serv
             ws = finals(items, symbol)
             repaired = {
                 c.open_ms: c
-                for c in client.klines(symbol, "1m", Interval.M1.floor(gap.missed_from_ms), gap.missed_to_ms + 1)
+                for c in client.klines(
+                    symbol, "1m", Interval.M1.floor(gap.missed_from_ms), gap.missed_to_ms + 1
+                )
             }
             assert set(repaired) - set(ws), "the drop must have cost at least one final"
             merged = {**repaired, **ws}
             first, last = min(ws), max(ws)
-            assert sorted(merged) == list(range(first, last + 1, 60_000)), f"{symbol}: a closed minute was lost"
+            assert sorted(merged) == list(range(first, last + 1, 60_000)), (
+                f"{symbol}: a closed minute was lost"
+            )
             for open_ms, candle in merged.items():
                 truth = server.market.candle_at(symbol, "1m", open_ms)
                 assert truth is not None and candle.to_rest_row() == truth.to_rest_row()
@@ -87,7 +103,9 @@ def test_dropped_connection_loses_no_closed_candle_once_the_gap_is_repaired(serv
 
 @run_async
 async def test_malformed_frames_from_the_exchange_are_surfaced() -> None:
-    srv = SimulatorServer(SimConfig(seed=9, clock=SimClock.accelerated(START + 5_000, SPEED))).start()
+    srv = SimulatorServer(
+        SimConfig(seed=9, clock=SimClock.accelerated(START + 5_000, SPEED))
+    ).start()
     try:
         srv.faults.malformed_frame_rate = 0.5
         srv.faults.seed = 1
@@ -97,7 +115,10 @@ async def test_malformed_frames_from_the_exchange_are_surfaced() -> None:
         async def collect() -> None:
             async for item in stream:
                 items.append(item)
-                if sum(isinstance(i, MalformedFrame) for i in items) >= 3 and len(finals(items, "BTCUSDT")) >= 2:
+                if (
+                    sum(isinstance(i, MalformedFrame) for i in items) >= 3
+                    and len(finals(items, "BTCUSDT")) >= 2
+                ):
                     return
 
         await asyncio.wait_for(collect(), 20)
@@ -116,7 +137,9 @@ async def test_malformed_frames_from_the_exchange_are_surfaced() -> None:
 async def test_streams_the_exchange_refuses_raise_instead_of_retrying_forever() -> None:
     from cryptobot_core.errors import ExchangeError
 
-    srv = SimulatorServer(SimConfig(seed=9, clock=SimClock.accelerated(START + 5_000, SPEED))).start()
+    srv = SimulatorServer(
+        SimConfig(seed=9, clock=SimClock.accelerated(START + 5_000, SPEED))
+    ).start()
     try:
         stream = KlineStream(srv.ws_url, ["NOPEUSDT"], "1m")
         with pytest.raises(ExchangeError, match="HTTP 400.*NOPEUSDT|nopeusdt"):

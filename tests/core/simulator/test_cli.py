@@ -25,8 +25,12 @@ def clean_env() -> dict[str, str]:
 def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [*CLI, "--port", str(port), "--seed", "7"], cwd=tmp_path, env=clean_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*CLI, "--port", str(port), "--seed", "7"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -40,10 +44,18 @@ def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "simulator did not start"
             time.sleep(0.2)
-        rows = httpx.get(f"{url}/api/v3/klines", params={
-            "symbol": "BTCUSDT", "interval": "1h", "startTime": DAY_2025_01_01,
-            "endTime": DAY_2025_01_01 + 86_399_999}).json()
-        assert rows == Market(SimConfig(seed=7)).klines_rows("BTCUSDT", "1h", DAY_2025_01_01, DAY_2025_01_01 + 86_399_999)
+        rows = httpx.get(
+            f"{url}/api/v3/klines",
+            params={
+                "symbol": "BTCUSDT",
+                "interval": "1h",
+                "startTime": DAY_2025_01_01,
+                "endTime": DAY_2025_01_01 + 86_399_999,
+            },
+        ).json()
+        assert rows == Market(SimConfig(seed=7)).klines_rows(
+            "BTCUSDT", "1h", DAY_2025_01_01, DAY_2025_01_01 + 86_399_999
+        )
         assert len(rows) == 24
     finally:
         proc.send_signal(signal.SIGINT)
@@ -53,9 +65,21 @@ def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
 
 
 def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
-    r = subprocess.run([*CLI, "--speed", "0"], cwd=tmp_path, env=clean_env(), capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [*CLI, "--speed", "0"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--speed must be > 0" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([*CLI, "--start", "yesterday", "--speed", "10"], cwd=tmp_path, env=clean_env(),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*CLI, "--start", "yesterday", "--speed", "10"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--start must be an ISO 8601 time" in r.stderr

@@ -89,8 +89,18 @@ def test_realistic_magnitudes_and_eight_decimals(m: Market) -> None:
 
 
 def test_zero_volume_minutes_exist_and_keep_the_previous_close() -> None:
-    mk = market(symbols=[SymbolListing("THINUSDT", 0, Decimal("2"), tick_size=Decimal("0.0001"),
-                                       step_size=Decimal("0.1"), zero_volume_rate=0.2)])
+    mk = market(
+        symbols=[
+            SymbolListing(
+                "THINUSDT",
+                0,
+                Decimal("2"),
+                tick_size=Decimal("0.0001"),
+                step_size=Decimal("0.1"),
+                zero_volume_rate=0.2,
+            )
+        ]
+    )
     rows = mk.klines("THINUSDT", "1m", NOW - DAY_MS, limit=1000)
     zero = [(p, c) for p, c in zip(rows, rows[1:], strict=False) if c.volume == 0]
     assert len(zero) > 50
@@ -100,7 +110,9 @@ def test_zero_volume_minutes_exist_and_keep_the_previous_close() -> None:
     assert mk.klines_rows("THINUSDT", "1m", zero[0][1].open_ms, limit=1)[0][5] == "0.00000000"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     symbol=st.sampled_from(["BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT", "BCHUSDT"]),
     interval=st.sampled_from(["3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]),
@@ -131,7 +143,9 @@ def test_open_candle_is_partial_and_grows_to_the_final(m: Market) -> None:
     t = Interval.M1.floor(NOW)
     final = m.minute("BTCUSDT", t)
     assert final is not None
-    seen = [m.klines("BTCUSDT", "1m", t, t, 1, now_ms=t + e)[0] for e in (0, 10_000, 30_000, 59_999)]
+    seen = [
+        m.klines("BTCUSDT", "1m", t, t, 1, now_ms=t + e)[0] for e in (0, 10_000, 30_000, 59_999)
+    ]
     assert all(not c.is_closed for c in seen)
     for a, b in zip(seen, seen[1:], strict=False):
         assert b.high >= a.high and b.low <= a.low and b.volume >= a.volume and b.trades >= a.trades
@@ -142,7 +156,9 @@ def test_open_candle_is_partial_and_grows_to_the_final(m: Market) -> None:
 
 def test_newest_rows_end_with_the_open_candle(m: Market) -> None:
     rows = m.klines("ETHUSDT", "15m", limit=5)
-    assert [r.open_ms for r in rows] == [Interval.M15.floor(NOW) - i * 15 * MINUTE_MS for i in range(4, -1, -1)]
+    assert [r.open_ms for r in rows] == [
+        Interval.M15.floor(NOW) - i * 15 * MINUTE_MS for i in range(4, -1, -1)
+    ]
     assert not rows[-1].is_closed and all(r.is_closed for r in rows[:-1])
     # The open 15m candle aggregates the closed minutes so far plus the current partial minute.
     mins = m.klines("ETHUSDT", "1m", rows[-1].open_ms, NOW, 1000)
@@ -153,7 +169,11 @@ def test_start_end_inclusive_on_open_time_and_limit(m: Market) -> None:
     t0 = Interval.H1.floor(NOW) - 10 * H
     rows = m.klines("BTCUSDT", "1h", t0, t0 + 3 * H)
     assert [r.open_ms for r in rows] == [t0, t0 + H, t0 + 2 * H, t0 + 3 * H]
-    assert [r.open_ms for r in m.klines("BTCUSDT", "1h", t0 + 1, t0 + 3 * H)] == [t0 + H, t0 + 2 * H, t0 + 3 * H]
+    assert [r.open_ms for r in m.klines("BTCUSDT", "1h", t0 + 1, t0 + 3 * H)] == [
+        t0 + H,
+        t0 + 2 * H,
+        t0 + 3 * H,
+    ]
     assert len(m.klines("BTCUSDT", "1h", t0, None, 2)) == 2
     # endTime only: the newest `limit` rows up to it.
     assert [r.open_ms for r in m.klines("BTCUSDT", "1h", None, t0, 2)] == [t0 - H, t0]
@@ -162,7 +182,9 @@ def test_start_end_inclusive_on_open_time_and_limit(m: Market) -> None:
 
 def test_start_before_listing_returns_from_first_candle() -> None:
     listed = Interval.M1.floor(NOW - 3 * DAY_MS + 7 * MINUTE_MS)
-    mk = market(symbols=[SymbolListing("NEWUSDT", listed, Decimal("5"), tick_size=Decimal("0.001"))])
+    mk = market(
+        symbols=[SymbolListing("NEWUSDT", listed, Decimal("5"), tick_size=Decimal("0.001"))]
+    )
     rows = mk.klines("NEWUSDT", "1m", 0, None, 3)
     assert [r.open_ms for r in rows] == [listed, listed + MINUTE_MS, listed + 2 * MINUTE_MS]
     # The hour of the listing exists but holds only its minutes since listing.

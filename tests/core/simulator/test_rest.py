@@ -39,7 +39,12 @@ def test_exchange_info_shape(simulator: SimulatorServer) -> None:
     assert r.headers["X-MBX-USED-WEIGHT-1M"] == "20"
     assert set(body) == {"timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"}
     assert body["timezone"] == "UTC" and body["serverTime"] == NOW
-    assert {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000} in body["rateLimits"]
+    assert {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+        "limit": 6000,
+    } in body["rateLimits"]
     names = [s["symbol"] for s in body["symbols"]]
     assert names[:5] == ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"] and len(names) == 21
     statuses = {s["symbol"]: s["status"] for s in body["symbols"]}
@@ -63,27 +68,48 @@ def test_exchange_info_symbol_params(simulator: SimulatorServer) -> None:
     assert [s["symbol"] for s in two["symbols"]] == ["BTCUSDT", "SOLUSDT"]
     brk = get(simulator, "/api/v3/exchangeInfo", symbolStatus="BREAK").json()
     assert [s["symbol"] for s in brk["symbols"]] == ["LUNAUSDT"]
-    assert_error(get(simulator, "/api/v3/exchangeInfo", symbol="NOPEUSDT"), 400, -1121, "Invalid symbol.")
-    assert_error(get(simulator, "/api/v3/exchangeInfo", symbols='["BTCUSDT","NOPE"]'), 400, -1121, "Invalid symbol.")
+    assert_error(
+        get(simulator, "/api/v3/exchangeInfo", symbol="NOPEUSDT"), 400, -1121, "Invalid symbol."
+    )
+    assert_error(
+        get(simulator, "/api/v3/exchangeInfo", symbols='["BTCUSDT","NOPE"]'),
+        400,
+        -1121,
+        "Invalid symbol.",
+    )
     r = get(simulator, "/api/v3/exchangeInfo", symbols="BTCUSDT")
     assert r.status_code == 400 and r.json()["code"] == -1100 and "'symbols'" in r.json()["msg"]
-    assert_error(get(simulator, "/api/v3/exchangeInfo", symbol="btcusdt"), 400, -1100,
-                 "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'.")
-    assert_error(get(simulator, "/api/v3/exchangeInfo", symbol="BTCUSDT", symbols='["BTCUSDT"]'),
-                 400, -1128, "Combination of optional parameters invalid.")
+    assert_error(
+        get(simulator, "/api/v3/exchangeInfo", symbol="btcusdt"),
+        400,
+        -1100,
+        "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'.",
+    )
+    assert_error(
+        get(simulator, "/api/v3/exchangeInfo", symbol="BTCUSDT", symbols='["BTCUSDT"]'),
+        400,
+        -1128,
+        "Combination of optional parameters invalid.",
+    )
 
 
 def test_klines_rows_match_the_market_exactly(simulator: SimulatorServer) -> None:
     start = NOW - 3 * 86_400_000
-    r = get(simulator, "/api/v3/klines", symbol="BTCUSDT", interval="15m", startTime=start, limit=1000)
+    r = get(
+        simulator, "/api/v3/klines", symbol="BTCUSDT", interval="15m", startTime=start, limit=1000
+    )
     assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == "2"
     rows = r.json()
-    expected = [c.to_rest_row() for c in simulator.market.klines("BTCUSDT", "15m", start, None, 1000)]
+    expected = [
+        c.to_rest_row() for c in simulator.market.klines("BTCUSDT", "15m", start, None, 1000)
+    ]
     assert rows == expected
     assert rows[0][0] == Interval.M15.floor(start) + 15 * MINUTE_MS  # first open >= startTime
     assert rows[-1][0] == Interval.M15.floor(NOW)  # the open candle is included
     assert all(b[0] - a[0] == 15 * MINUTE_MS for a, b in zip(rows, rows[1:], strict=False))
-    ui = get(simulator, "/api/v3/uiKlines", symbol="BTCUSDT", interval="15m", startTime=start, limit=1000)
+    ui = get(
+        simulator, "/api/v3/uiKlines", symbol="BTCUSDT", interval="15m", startTime=start, limit=1000
+    )
     assert ui.json() == rows
 
 
@@ -91,15 +117,37 @@ def test_klines_defaults_and_time_selection(simulator: SimulatorServer) -> None:
     rows = get(simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1m").json()
     assert len(rows) == 500 and rows[-1][0] == Interval.M1.floor(NOW)
     t0 = Interval.H1.floor(NOW) - 5 * 3_600_000
-    both = get(simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=t0, endTime=t0 + 7_200_000).json()
+    both = get(
+        simulator,
+        "/api/v3/klines",
+        symbol="ETHUSDT",
+        interval="1h",
+        startTime=t0,
+        endTime=t0 + 7_200_000,
+    ).json()
     assert [r[0] for r in both] == [t0, t0 + 3_600_000, t0 + 7_200_000]
-    end_only = get(simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1h", endTime=t0, limit=2).json()
+    end_only = get(
+        simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1h", endTime=t0, limit=2
+    ).json()
     assert [r[0] for r in end_only] == [t0 - 3_600_000, t0]
-    future = get(simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=NOW + 86_400_000)
+    future = get(
+        simulator, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=NOW + 86_400_000
+    )
     assert future.status_code == 200 and future.json() == []
-    first = get(simulator, "/api/v3/klines", symbol="SOLUSDT", interval="1d", startTime=0, limit=1).json()
-    assert first[0][0] == simulator.market.listing("SOLUSDT").listed_ms - simulator.market.listing("SOLUSDT").listed_ms % 86_400_000
-    assert get(simulator, "/api/v3/klines", symbol="BTCUSDT", interval="1m", timeZone="0", limit=1).status_code == 200
+    first = get(
+        simulator, "/api/v3/klines", symbol="SOLUSDT", interval="1d", startTime=0, limit=1
+    ).json()
+    assert (
+        first[0][0]
+        == simulator.market.listing("SOLUSDT").listed_ms
+        - simulator.market.listing("SOLUSDT").listed_ms % 86_400_000
+    )
+    assert (
+        get(
+            simulator, "/api/v3/klines", symbol="BTCUSDT", interval="1m", timeZone="0", limit=1
+        ).status_code
+        == 200
+    )
 
 
 def test_same_bytes_from_two_servers(make_simulator: MakeSimulator) -> None:
@@ -113,28 +161,68 @@ def test_same_bytes_from_two_servers(make_simulator: MakeSimulator) -> None:
 @pytest.mark.parametrize(
     ("params", "code", "msg"),
     [
-        ({"interval": "1m"}, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."),
-        ({"symbol": "", "interval": "1m"}, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."),
-        ({"symbol": "BTCUSDT"}, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."),
-        ({"symbol": "btcusdt", "interval": "1m"}, -1100,
-         "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "startTime": "yesterday"}, -1100,
-         "Illegal characters found in parameter 'startTime'; legal range is '^[0-9]{1,20}$'."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "endTime": "-5"}, -1100,
-         "Illegal characters found in parameter 'endTime'; legal range is '^[0-9]{1,20}$'."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"}, -1100,
-         "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'."),
+        (
+            {"interval": "1m"},
+            -1102,
+            "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            {"symbol": "", "interval": "1m"},
+            -1102,
+            "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            {"symbol": "BTCUSDT"},
+            -1102,
+            "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            {"symbol": "btcusdt", "interval": "1m"},
+            -1100,
+            "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "startTime": "yesterday"},
+            -1100,
+            "Illegal characters found in parameter 'startTime'; legal range is '^[0-9]{1,20}$'.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "endTime": "-5"},
+            -1100,
+            "Illegal characters found in parameter 'endTime'; legal range is '^[0-9]{1,20}$'.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "limit": "ten"},
+            -1100,
+            "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+        ),
         ({"symbol": "BTCUSDT", "interval": "7m"}, -1120, "Invalid interval."),
         ({"symbol": "NOPEUSDT", "interval": "1m"}, -1121, "Invalid symbol."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "limit": 1001}, -1130, "Data sent for parameter 'limit' is not valid."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "limit": 0}, -1130, "Data sent for parameter 'limit' is not valid."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "startTime": 2000, "endTime": 1000}, -1023,
-         "Start time is greater than end time."),
-        ({"symbol": "BTCUSDT", "interval": "1m", "startTime": 1000, "foo": 1}, -1104,
-         "Not all sent parameters were read; read '3' parameter(s) but was sent '4'."),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "limit": 1001},
+            -1130,
+            "Data sent for parameter 'limit' is not valid.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "limit": 0},
+            -1130,
+            "Data sent for parameter 'limit' is not valid.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "startTime": 2000, "endTime": 1000},
+            -1023,
+            "Start time is greater than end time.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1m", "startTime": 1000, "foo": 1},
+            -1104,
+            "Not all sent parameters were read; read '3' parameter(s) but was sent '4'.",
+        ),
     ],
 )
-def test_klines_errors(simulator: SimulatorServer, params: dict[str, object], code: int, msg: str) -> None:
+def test_klines_errors(
+    simulator: SimulatorServer, params: dict[str, object], code: int, msg: str
+) -> None:
     assert_error(get(simulator, "/api/v3/klines", **params), 400, code, msg)
 
 

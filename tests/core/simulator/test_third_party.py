@@ -22,7 +22,9 @@ def python_binance(server: SimulatorServer) -> Client:
     return client
 
 
-def market_rows(market: Market, symbol: str, interval: str, start: int, end: int) -> list[list[Any]]:
+def market_rows(
+    market: Market, symbol: str, interval: str, start: int, end: int
+) -> list[list[Any]]:
     """Every row in [start, end], paged 1000 at a time straight from the Market."""
     out: list[list[Any]] = []
     iv = Interval(interval)

@@ -49,8 +49,10 @@ def assert_kline_event(event: dict[str, Any], symbol: str, interval: str) -> Non
 
 
 def rest_row(server: SimulatorServer, symbol: str, interval: str, open_ms: int) -> list[Any]:
-    r = httpx.get(f"{server.url}/api/v3/klines", params={
-        "symbol": symbol, "interval": interval, "startTime": open_ms, "endTime": open_ms})
+    r = httpx.get(
+        f"{server.url}/api/v3/klines",
+        params={"symbol": symbol, "interval": interval, "startTime": open_ms, "endTime": open_ms},
+    )
     rows = r.json()
     assert len(rows) == 1
     return list(rows[0])
@@ -82,7 +84,9 @@ def test_combined_stream_wraps_events(simulator: SimulatorServer) -> None:
         assert_kline_event(seen["ethusdt@kline_5m"], "ETHUSDT", "5m")
 
 
-def test_every_final_arrives_in_order_under_an_accelerated_clock(make_simulator: MakeSimulator) -> None:
+def test_every_final_arrives_in_order_under_an_accelerated_clock(
+    make_simulator: MakeSimulator,
+) -> None:
     # 20 simulated minutes per real second: a few seconds cover dozens of closed minutes.
     sim = make_simulator(clock=SimClock.accelerated(NOW, 1200))
     finals: dict[str, list[dict[str, Any]]] = {"btcusdt@kline_1m": [], "solusdt@kline_3m": []}
@@ -102,20 +106,33 @@ def test_every_final_arrives_in_order_under_an_accelerated_clock(make_simulator:
         opens = [e["k"]["t"] for e in events]
         assert opens == [opens[0] + i * iv.ms for i in range(len(opens))], "gap or duplicate"
         symbol = stream.split("@")[0].upper()
-        expected = sim.market.klines(symbol, iv, opens[0], opens[-1], 1000, now_ms=opens[-1] + iv.ms)
-        assert [Candle.from_ws_event(e).to_rest_row() for e in events] == [c.to_rest_row() for c in expected]
+        expected = sim.market.klines(
+            symbol, iv, opens[0], opens[-1], 1000, now_ms=opens[-1] + iv.ms
+        )
+        assert [Candle.from_ws_event(e).to_rest_row() for e in events] == [
+            c.to_rest_row() for c in expected
+        ]
     # The open candle is throttled to about 2 updates per real second, finals never are.
     assert all(n <= 2 * elapsed + 3 for n in updates.values())
     last = finals["btcusdt@kline_1m"][-1]["k"]["t"]
-    assert Candle.from_ws_event(finals["btcusdt@kline_1m"][-1]).to_rest_row() == rest_row(sim, "BTCUSDT", "1m", last)
+    assert Candle.from_ws_event(finals["btcusdt@kline_1m"][-1]).to_rest_row() == rest_row(
+        sim, "BTCUSDT", "1m", last
+    )
 
 
 def test_subscribe_unsubscribe_list(simulator: SimulatorServer) -> None:
     with connect(f"{simulator.ws_url}/ws") as ws:
-        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "ethusdt@kline_1h"], "id": 1}))
+        ws.send(
+            json.dumps(
+                {"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "ethusdt@kline_1h"], "id": 1}
+            )
+        )
         assert recv_until(ws, lambda m: "id" in m) == {"result": None, "id": 1}
         ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
-        assert recv_until(ws, lambda m: "id" in m) == {"result": ["btcusdt@kline_1m", "ethusdt@kline_1h"], "id": 3}
+        assert recv_until(ws, lambda m: "id" in m) == {
+            "result": ["btcusdt@kline_1m", "ethusdt@kline_1h"],
+            "id": 3,
+        }
         event = recv_until(ws, lambda m: m.get("e") == "kline")
         assert event["s"] in {"BTCUSDT", "ETHUSDT"}
         ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 4}))
@@ -129,7 +146,11 @@ def test_subscribe_unsubscribe_list(simulator: SimulatorServer) -> None:
     ("message", "code", "fragment"),
     [
         ({"method": "SUBSCRIBE", "params": ["nope@kline_1m"], "id": 1}, 2, "unknown symbol"),
-        ({"method": "SUBSCRIBE", "params": ["BTCUSDT@kline_1m"], "id": 1}, 2, "invalid stream name"),
+        (
+            {"method": "SUBSCRIBE", "params": ["BTCUSDT@kline_1m"], "id": 1},
+            2,
+            "invalid stream name",
+        ),
         ({"method": "SUBSCRIBE", "params": ["btcusdt@kline_7m"], "id": 1}, 2, "invalid interval"),
         ({"method": "FROB", "id": 1}, 2, "unknown variant `FROB`"),
         ({"params": [], "id": 1}, 2, "missing field `method`"),
@@ -147,11 +168,18 @@ def test_control_errors(simulator: SimulatorServer, message: Any, code: int, fra
 
 
 def test_bad_stream_in_url_is_refused(simulator: SimulatorServer) -> None:
-    r = httpx.get(f"{simulator.url}/ws/btcusdt@depth", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
-    assert r.status_code == 400 and r.json()["code"] == 2 and "invalid stream name" in r.json()["msg"]
+    r = httpx.get(
+        f"{simulator.url}/ws/btcusdt@depth",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+    assert (
+        r.status_code == 400 and r.json()["code"] == 2 and "invalid stream name" in r.json()["msg"]
+    )
 
 
-def test_more_than_five_incoming_messages_per_second_disconnects(simulator: SimulatorServer) -> None:
+def test_more_than_five_incoming_messages_per_second_disconnects(
+    simulator: SimulatorServer,
+) -> None:
     with connect(f"{simulator.ws_url}/ws/btcusdt@kline_1m") as ws:
         for i in range(8):
             try:
@@ -170,9 +198,14 @@ def test_server_pings_and_drops_a_client_that_never_pongs(make_simulator: MakeSi
 
     async def silent_client() -> tuple[int, Any]:
         pings = 0
-        async with aiohttp.ClientSession() as session, session.ws_connect(
-            f"{sim.ws_url}/ws/btcusdt@kline_1m", autoping=False, timeout=aiohttp.ClientWSTimeout(ws_close=5)
-        ) as ws:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                f"{sim.ws_url}/ws/btcusdt@kline_1m",
+                autoping=False,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
+            ) as ws,
+        ):
             while True:
                 msg = await ws.receive(timeout=10)
                 if msg.type is aiohttp.WSMsgType.PING:
@@ -192,7 +225,10 @@ def test_server_pings_and_drops_a_client_that_never_pongs(make_simulator: MakeSi
 
 
 def test_drop_connections_cuts_every_socket(simulator: SimulatorServer) -> None:
-    with connect(f"{simulator.ws_url}/ws/btcusdt@kline_1m") as a, connect(f"{simulator.ws_url}/ws/ethusdt@kline_1m") as b:
+    with (
+        connect(f"{simulator.ws_url}/ws/btcusdt@kline_1m") as a,
+        connect(f"{simulator.ws_url}/ws/ethusdt@kline_1m") as b,
+    ):
         recv_json(a)
         recv_json(b)
         assert simulator.faults.drop_connections() == 2
@@ -248,7 +284,10 @@ def test_connection_is_cut_at_its_lifetime_after_every_final(make_simulator: Mak
     # 30 simulated minutes of lifetime at 1200x: about 1.5 real seconds.
     sim = make_simulator(clock=SimClock.accelerated(NOW, 1200), ws_max_lifetime_s=1800)
     opens = []
-    with connect(f"{sim.ws_url}/ws/btcusdt@kline_1m") as ws, pytest.raises(ConnectionClosed) as info:
+    with (
+        connect(f"{sim.ws_url}/ws/btcusdt@kline_1m") as ws,
+        pytest.raises(ConnectionClosed) as info,
+    ):
         while True:
             event = recv_json(ws)
             if event["k"]["x"]:
@@ -265,4 +304,6 @@ def test_one_second_stream_final_equals_rest(simulator: SimulatorServer) -> None
         simulator.clock.advance(1_000)
         final = recv_until(ws, lambda m: m["k"]["x"])
         assert final["k"]["t"] == first["k"]["t"]
-        assert Candle.from_ws_event(final).to_rest_row() == rest_row(simulator, "ETHUSDT", "1s", final["k"]["t"])
+        assert Candle.from_ws_event(final).to_rest_row() == rest_row(
+            simulator, "ETHUSDT", "1s", final["k"]["t"]
+        )
