@@ -1,4 +1,4 @@
-"""MongoDB access: collection names, indexes and idempotent candle upserts.
+"""Candles of one collection (history or stream): the write rules, the document mapping, reads.
 
 Every write is idempotent on the unique key (symbol, open_time). ``upsert`` (the stream) makes
 replays harmless: a stored candle is replaced only by a strictly newer version of itself,
@@ -8,103 +8,97 @@ where "newer" means closed beats open, then a later event_time wins. ``insert_mi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
-from pymongo.collection import Collection
-from pymongo.database import Database
-from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 
-from cryptobot_core.errors import StoreError, StoreUnavailable
-from cryptobot_core.models import Candle
-from cryptobot_core.settings import Settings
-
-HISTORICAL_15M = "historical_data_15m"
-STREAMING_1M = "streaming_data_1m"
-FEATURES_15M = "candle_features_15m"
-HEARTBEATS = "stream_heartbeats"
-DEAD_LETTERS = "dead_letters"
-CANDLE_COLLECTIONS = (HISTORICAL_15M, STREAMING_1M)
+from cryptobot_core.intervals import Interval
+from cryptobot_core.models import DECIMAL_FIELDS, Candle, Source
+from cryptobot_core.store.client import (
+    Document,
+    WriteResult,
+    insert_ignoring_duplicates,
+    store_errors,
+)
+from cryptobot_core.store.codec import stored_decimal, to_stored
+from cryptobot_core.store.series import SeriesCollection
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def connect(settings: Settings, *, timeout_ms: int | None = None) -> MongoClient[dict[str, Any]]:
-    """A tz-aware MongoClient for the configured (or embedded) store; connects lazily."""
-    timeout = timeout_ms or settings.mongo_timeout_ms
-    return MongoClient(
-        settings.effective_mongo_uri,
-        tz_aware=True,
-        serverSelectionTimeoutMS=timeout,
-        connectTimeoutMS=timeout,
-        socketTimeoutMS=max(timeout * 6, 30_000),
-        appname="cryptobot",
+def candle_document(candle: Candle, ingested_at: datetime | None = None) -> Document:
+    """The stored document of a candle (Decimal128 values, BSON dates)."""
+    doc: Document = {
+        "symbol": candle.symbol,
+        "interval": candle.interval.value,
+        "open_time": candle.open_time,
+        "close_time": candle.close_time,
+        "trades": candle.trades,
+        "is_closed": candle.is_closed,
+        "source": candle.source.value,
+        "event_time": candle.event_time,
+        "ingested_at": ingested_at or datetime.now(UTC),
+    }
+    for name in DECIMAL_FIELDS:
+        doc[name] = to_stored(getattr(candle, name))
+    return doc
+
+
+def candle_from_document(doc: Mapping[str, Any]) -> Candle:
+    """Rebuild a candle from its stored document."""
+    return Candle(
+        symbol=doc["symbol"],
+        interval=Interval.parse(doc["interval"]),
+        open_time=doc["open_time"],
+        close_time=doc["close_time"],
+        trades=doc["trades"],
+        is_closed=doc.get("is_closed", True),
+        source=Source(doc.get("source", "rest")),
+        event_time=doc.get("event_time"),
+        **{name: stored_decimal(doc[name]) for name in DECIMAL_FIELDS},
     )
 
 
-@contextmanager
-def store_errors(what: str) -> Iterator[None]:
-    """Turn pymongo failures into StoreUnavailable / StoreError with a readable message."""
-    try:
-        yield
-    except (AutoReconnect, ConnectionFailure) as exc:
-        raise StoreUnavailable(f"document store unreachable while {what}: {exc}") from exc
-    except PyMongoError as exc:
-        raise StoreError(f"document store error while {what}: {exc}") from exc
-
-
-def _guarded_update(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _guarded_update(doc: Document) -> list[Document]:
     """Update pipeline that replaces the stored doc only with a strictly newer version."""
     new_event = doc["event_time"] or _EPOCH
     missing = {"$eq": [{"$type": "$close_time"}, "missing"]}
     later = {"$gt": [{"$literal": new_event}, {"$ifNull": ["$event_time", _EPOCH]}]}
     if doc["is_closed"]:
         # A closed candle beats an open one, or an older closed one.
-        wins: dict[str, Any] = {"$or": [missing, {"$ne": ["$is_closed", True]}, later]}
+        wins: Document = {"$or": [missing, {"$ne": ["$is_closed", True]}, later]}
     else:
         wins = {"$or": [missing, {"$and": [{"$ne": ["$is_closed", True]}, later]}]}
     return [{"$replaceWith": {"$cond": [wins, {"$literal": doc}, "$$ROOT"]}}]
 
 
 @dataclass(frozen=True)
-class WriteResult:
-    """Counts from one bulk upsert."""
+class SymbolSpan:
+    """First and last open time and the candle count of one symbol in one collection."""
 
-    inserted: int
-    updated: int
-    unchanged: int
+    symbol: str
+    first_open: datetime
+    last_open: datetime
+    count: int
 
 
-class CandleStore:
-    """Candles of one collection, keyed by (symbol, open_time)."""
-
-    def __init__(self, db: Database[dict[str, Any]], collection: str) -> None:
-        self.collection: Collection[dict[str, Any]] = db[collection]
-
-    def ensure_indexes(self) -> None:
-        """Create the unique (symbol, open_time) index (idempotent)."""
-        with store_errors(f"creating indexes on {self.collection.name}"):
-            self.collection.create_index(
-                [("symbol", ASCENDING), ("open_time", ASCENDING)],
-                unique=True,
-                name="symbol_open_time",
-            )
+class CandleStore(SeriesCollection):
+    """Candles of one collection, keyed by (symbol, open_time): ``CandleStore(db, name)``."""
 
     def upsert(self, candles: Iterable[Candle]) -> WriteResult:
         """Idempotently upsert candles; an older version of a candle never replaces a newer one."""
         now = datetime.now(UTC)
         ops = []
         for candle in candles:
-            doc = candle.to_document(ingested_at=now)
+            doc = candle_document(candle, ingested_at=now)
             key = {"symbol": candle.symbol, "open_time": candle.open_time}
             ops.append(UpdateOne(key, _guarded_update(doc), upsert=True))
         if not ops:
             return WriteResult(0, 0, 0)
-        with store_errors(f"writing {len(ops)} candles to {self.collection.name}"):
+        with store_errors(f"writing {len(ops)} candles to {self.name}"):
             res = self.collection.bulk_write(ops, ordered=False)
         inserted = res.upserted_count
         return WriteResult(inserted, res.modified_count, len(ops) - inserted - res.modified_count)
@@ -122,18 +116,10 @@ class CandleStore:
         now = datetime.now(UTC)
         inserted = unchanged = 0
         for symbol, group in by_symbol.items():
-            span = {
-                "$gte": min(c.open_time for c in group),
-                "$lte": max(c.open_time for c in group),
-            }
-            with store_errors(f"reading {self.collection.name}"):
-                stored = {
-                    d["open_time"]
-                    for d in self.collection.find(
-                        {"symbol": symbol, "open_time": span}, {"_id": 0, "open_time": 1}
-                    )
-                }
-            fresh = [c.to_document(ingested_at=now) for c in group if c.open_time not in stored]
+            stored = self.stored_open_times(
+                symbol, min(c.open_time for c in group), max(c.open_time for c in group)
+            )
+            fresh = [candle_document(c, now) for c in group if c.open_time not in stored]
             added = insert_ignoring_duplicates(self.collection, fresh)
             inserted += added
             unchanged += len(group) - added
@@ -150,8 +136,8 @@ class CandleStore:
         closed_only: bool = False,
     ) -> list[Candle]:
         """Candles of ``symbol`` with open_time in [start, end), ordered by open_time."""
-        query: dict[str, Any] = {"symbol": symbol}
-        span: dict[str, Any] = {}
+        query: Document = {"symbol": symbol}
+        span: Document = {}
         if start is not None:
             span["$gte"] = start
         if end is not None:
@@ -161,9 +147,9 @@ class CandleStore:
         if closed_only:
             query["is_closed"] = True
         order = DESCENDING if descending else ASCENDING
-        with store_errors(f"reading {self.collection.name}"):
+        with store_errors(f"reading {self.name}"):
             cursor = self.collection.find(query, {"_id": 0}).sort("open_time", order).limit(limit)
-            return [Candle.from_document(doc) for doc in cursor]
+            return [candle_from_document(doc) for doc in cursor]
 
     def latest(self, symbol: str) -> Candle | None:
         """The newest candle of ``symbol`` (open or closed), or None."""
@@ -172,7 +158,7 @@ class CandleStore:
 
     def open_times(self, symbol: str, start: datetime, end: datetime) -> list[datetime]:
         """Open times present for ``symbol`` in [start, end) (closed candles only)."""
-        with store_errors(f"reading {self.collection.name}"):
+        with store_errors(f"reading {self.name}"):
             cursor = self.collection.find(
                 {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}, "is_closed": True},
                 {"_id": 0, "open_time": 1},
@@ -181,26 +167,42 @@ class CandleStore:
 
     def symbols(self) -> list[str]:
         """Distinct symbols in this collection."""
-        with store_errors(f"reading {self.collection.name}"):
+        with store_errors(f"reading {self.name}"):
             return sorted(self.collection.distinct("symbol"))
+
+    def symbol_spans(self) -> list[SymbolSpan]:
+        """First/last open time and count of every symbol (one aggregation over the collection)."""
+        pipeline = [
+            {
+                "$group": {
+                    "_id": "$symbol",
+                    "first": {"$min": "$open_time"},
+                    "last": {"$max": "$open_time"},
+                    "count": {"$sum": 1},
+                }
+            },
+        ]
+        with store_errors(f"summarising {self.name}"):
+            groups = list(self.collection.aggregate(pipeline))
+        return [
+            SymbolSpan(g["_id"], g["first"], g["last"], int(g["count"]))
+            for g in groups
+            if isinstance(g["_id"], str)
+        ]
+
+    def newest_event_doc(self) -> Document | None:
+        """event_time and close_time of the candle with the newest event, over all symbols."""
+        with store_errors(f"observing {self.name}"):
+            return self.collection.find_one(
+                {}, {"event_time": 1, "close_time": 1}, sort=[("event_time", -1)]
+            )
+
+    def estimated_count(self) -> int:
+        """About how many candles are stored (from collection metadata: no scan)."""
+        with store_errors(f"observing {self.name}"):
+            return self.collection.estimated_document_count()
 
     def delete_all(self) -> int:
         """Remove every candle (used by `cryptobot stream reset`)."""
-        with store_errors(f"clearing {self.collection.name}"):
+        with store_errors(f"clearing {self.name}"):
             return self.collection.delete_many({}).deleted_count
-
-
-def insert_ignoring_duplicates(coll: Collection[dict[str, Any]], docs: list[dict[str, Any]]) -> int:
-    """Insert ``docs``; those whose unique key is already stored are skipped. Returns how many were new."""
-    if not docs:
-        return 0
-    try:
-        with store_errors(f"writing {len(docs)} documents to {coll.name}"):
-            return len(coll.insert_many(docs, ordered=False).inserted_ids)
-    except StoreError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, BulkWriteError):
-            errors = cause.details.get("writeErrors", [])
-            if errors and all(e.get("code") == 11000 for e in errors):
-                return int(cause.details.get("nInserted", len(docs) - len(errors)))
-        raise
