@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pymongo.collection import Collection
@@ -117,10 +117,6 @@ class HistoryGap:
 _OPEN_TIME = {"_id": 0, "open_time": 1}
 
 
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 class HistoryGapStore(SeriesCollection):
     """Exchange-side gaps of one history collection, unique on (symbol, open_time)."""
 
@@ -134,7 +130,8 @@ class HistoryGapStore(SeriesCollection):
         """
         in_days = set(days)
         ordered = sorted(in_days)
-        start, end = _day_start(ordered[0]), _day_start(ordered[-1]) + timedelta(days=1)
+        start = datetime.combine(ordered[0], time(), UTC)
+        end = datetime.combine(ordered[-1], time(), UTC) + timedelta(days=1)
         with store_errors(f"reading {self.name}"):
             recorded = {
                 d["open_time"]: d["_id"]
