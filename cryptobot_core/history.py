@@ -21,6 +21,7 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.models import VOLUME_FIELDS, Candle, dt_to_ms, ms_to_dt
 from cryptobot_core.store import HistoryGap, Store
 from cryptobot_core.store.codec import stored_decimal
+from cryptobot_core.store.series import OPEN_TIME_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,7 @@ def check_uniqueness(store: Store, partitions: Iterable[tuple[str, date]]) -> Ch
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
         seen: set[datetime] = set()
-        for doc in candles.range_docs(symbol, start, end, fields=_OPEN_TIME_ONLY):
+        for doc in candles.range_docs(symbol, start, end, fields=OPEN_TIME_ONLY):
             total += 1
             if doc["open_time"] in seen:
                 dupes.append(f"{symbol} {doc['open_time'].isoformat()}")
@@ -353,7 +354,6 @@ def ohlc_problems(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-_OPEN_TIME_ONLY = {"_id": 0, "open_time": 1}
 _OHLC_FIELDS = {
     "_id": 0,
     "symbol": 1,

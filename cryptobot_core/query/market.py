@@ -55,7 +55,7 @@ from cryptobot_core.query.rows import (
 from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M, STREAMING_1M, CandleStore, Store
 from cryptobot_core.store.codec import stored_float, stored_text
 from cryptobot_core.store.features import FEATURE_FIELDS
-from cryptobot_core.store.series import SeriesCollection
+from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
 
 # Live updates re-read this far behind the newest candle already sent.
 UPDATE_LOOKBACK_MS = 3 * 60_000
@@ -70,7 +70,6 @@ CANDLE_PROJECTION = {
     **dict.fromkeys(DECIMAL_FIELDS, 1),
 }
 UPDATE_PROJECTION = {**CANDLE_PROJECTION, "ingested_at": 1, "event_time": 1}
-_OPEN_TIME_ONLY = {"_id": 0, "open_time": 1}
 _HEARTBEAT_ROLES = ("producer", "consumer")
 
 
@@ -415,7 +414,7 @@ class MarketQuery:
         newest = self._newest(collection, symbol, closed_only=True)
         horizon = dt_to_ms(newest["open_time"]) + step if newest else lo
         docs = self._find(
-            collection, symbol, lo, min(hi, horizon), closed_only=True, projection=_OPEN_TIME_ONLY
+            collection, symbol, lo, min(hi, horizon), closed_only=True, projection=OPEN_TIME_ONLY
         )
         present = {dt_to_ms(d["open_time"]) for d in docs}
         if start is None and present:

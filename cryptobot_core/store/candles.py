@@ -24,7 +24,7 @@ from cryptobot_core.store.client import (
     store_errors,
 )
 from cryptobot_core.store.codec import stored_decimal, to_stored
-from cryptobot_core.store.series import SeriesCollection
+from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -161,7 +161,7 @@ class CandleStore(SeriesCollection):
         with store_errors(f"reading {self.name}"):
             cursor = self.collection.find(
                 {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}, "is_closed": True},
-                {"_id": 0, "open_time": 1},
+                OPEN_TIME_ONLY,
             ).sort("open_time", ASCENDING)
             return [doc["open_time"] for doc in cursor]
 

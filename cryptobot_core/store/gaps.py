@@ -13,7 +13,7 @@ from pymongo.database import Database
 from cryptobot_core.models import ms_to_dt
 from cryptobot_core.store.client import Document, insert_ignoring_duplicates, store_errors
 from cryptobot_core.store.names import STREAM_GAPS
-from cryptobot_core.store.series import SeriesCollection
+from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,6 @@ class HistoryGap:
     reason: str
 
 
-_OPEN_TIME = {"_id": 0, "open_time": 1}
-
-
 class HistoryGapStore(SeriesCollection):
     """Exchange-side gaps of one history collection, unique on (symbol, open_time)."""
 
@@ -158,7 +155,7 @@ class HistoryGapStore(SeriesCollection):
 
     def open_times(self, symbol: str, start: datetime, end: datetime) -> set[datetime]:
         """Open times with a recorded gap for ``symbol`` in [start, end)."""
-        return {d["open_time"] for d in self.range_docs(symbol, start, end, fields=_OPEN_TIME)}
+        return {d["open_time"] for d in self.range_docs(symbol, start, end, fields=OPEN_TIME_ONLY)}
 
     def count(self, symbol: str, start: datetime, end: datetime) -> int:
         """How many gaps are recorded for ``symbol`` in [start, end)."""

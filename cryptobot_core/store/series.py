@@ -20,6 +20,8 @@ from pymongo.database import Database
 from cryptobot_core.store.client import Document, store_errors
 
 Projection = Mapping[str, Any]
+# The key alone: what presence checks need.
+OPEN_TIME_ONLY: Projection = {"_id": 0, "open_time": 1}
 
 
 class SeriesCollection:
@@ -104,7 +106,7 @@ class SeriesCollection:
                 d["open_time"]
                 for d in self.collection.find(
                     {"symbol": symbol, "open_time": {"$gte": first, "$lte": last}},
-                    {"_id": 0, "open_time": 1},
+                    OPEN_TIME_ONLY,
                 )
             }
 
