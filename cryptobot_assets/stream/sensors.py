@@ -127,7 +127,7 @@ def supervise(
     events: list[dg.AssetObservation] = []
     with config.open_store() as store:
         try:
-            heartbeats = read_heartbeats(store)
+            heartbeats = read_heartbeats(store.heartbeats)
             readable = True
         except CryptobotError as exc:
             # Without heartbeats only "missing run" can be decided; hung runs wait a tick.

@@ -145,7 +145,7 @@ class HistoryGapStore(SeriesCollection):
             {
                 "symbol": g.symbol,
                 "open_time": g.open_time,
-                "reason": g.reason,
+                "reason": str(g.reason),
                 "detected_at": detected_at,
             }
             for t, g in sorted(wanted.items())

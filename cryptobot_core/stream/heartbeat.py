@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptobot_core.errors import StoreError
-from cryptobot_core.store import HeartbeatStore, Store
+from cryptobot_core.store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ class Heartbeat:
         return True
 
 
-def read_heartbeats(store: Store) -> dict[str, dict[str, Any]]:
+def read_heartbeats(heartbeats: HeartbeatStore) -> dict[str, dict[str, Any]]:
     """The latest heartbeat doc of each role that has one."""
-    return store.heartbeats.read(ROLES)
+    return heartbeats.read(ROLES)
 
 
 def is_stale(
