@@ -27,7 +27,7 @@ class Store:
     """
 
     def __init__(self, db: Database[Document], client: MongoClient[Document] | None = None) -> None:
-        self.db = db
+        self._db = db
         self._client = client
 
     def __enter__(self) -> Store:
@@ -49,40 +49,40 @@ class Store:
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
         with store_errors("pinging the document store"):
-            self.db.command("ping")
+            self._db.command("ping")
 
     @cached_property
     def stream(self) -> CandleStore:
         """Live 1m candles (``streaming_data_1m``)."""
-        return CandleStore(self.db, STREAMING_1M)
+        return CandleStore(self._db, STREAMING_1M)
 
     def history(self, interval: Interval = Interval.M15) -> CandleStore:
         """History candles of ``interval`` (``historical_data_<interval>``)."""
-        return CandleStore(self.db, history_collection(interval))
+        return CandleStore(self._db, history_collection(interval))
 
     def history_gaps(self, interval: Interval = Interval.M15) -> HistoryGapStore:
         """Exchange-side gaps of the history of ``interval``."""
-        return HistoryGapStore(self.db, history_gaps_collection(interval))
+        return HistoryGapStore(self._db, history_gaps_collection(interval))
 
     @cached_property
     def stream_gaps(self) -> StreamGapStore:
         """Spans the live stream missed."""
-        return StreamGapStore(self.db)
+        return StreamGapStore(self._db)
 
     @cached_property
     def features(self) -> FeatureStore:
         """Candle features (``candle_features_15m``)."""
-        return FeatureStore(self.db)
+        return FeatureStore(self._db)
 
     @cached_property
     def dead_letters(self) -> DeadLetterStore:
         """Messages the stream consumer refused."""
-        return DeadLetterStore(self.db)
+        return DeadLetterStore(self._db)
 
     @cached_property
     def heartbeats(self) -> HeartbeatStore:
         """Heartbeats of the stream processes."""
-        return HeartbeatStore(self.db)
+        return HeartbeatStore(self._db)
 
 
 def open_store(settings: Settings, *, timeout_ms: int | None = None) -> Store:

@@ -39,14 +39,16 @@ def query(mongo_db: Any) -> MarketQuery:
     return MarketQuery(Store(mongo_db), now_ms=lambda: start + 2 * 3_600_000)
 
 
-def test_newest_finds_the_last_candle_through_windows_and_hint(query: MarketQuery) -> None:
+def test_newest_finds_the_last_candle_through_windows_and_hint(
+    query: MarketQuery, mongo_db: Any
+) -> None:
     start = T0 + 2 * 86_400_000
     for _ in range(2):  # second call goes through the remembered hint
         assert query.newest_open_ms(STREAMING_1M, "BTCUSDT") == start + 59 * 60_000
     assert query.newest_open_ms(HISTORICAL_15M, "BTCUSDT") == T0 + 2 * 86_400_000 - 900_000
     assert query.newest_open_ms(HISTORICAL_15M, "ETHUSDT") is None
     # A reset store is noticed: the hint is re-checked, never trusted.
-    query.store.db[STREAMING_1M].delete_many({})
+    mongo_db[STREAMING_1M].delete_many({})
     assert query.newest_open_ms(STREAMING_1M, "BTCUSDT") is None
 
 
@@ -72,7 +74,7 @@ def test_gaps_and_window_limit(query: MarketQuery) -> None:
     assert query.gaps("BTCUSDT", "1m").gaps == []
 
 
-def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery) -> None:
+def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery, mongo_db: Any) -> None:
     from datetime import UTC, datetime
 
     start = T0 + 2 * 86_400_000
@@ -86,7 +88,7 @@ def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery) -> No
         "BTCUSDT", Interval.M1, last + 60_000, last + 60_000, 1, now_ms=last + 90_000
     )
     query.store.stream.upsert(nxt)
-    query.store.db[STREAMING_1M].update_one(
+    mongo_db[STREAMING_1M].update_one(
         {"symbol": "BTCUSDT", "open_time": ms_to_dt(last)},
         {"$set": {"ingested_at": datetime.now(UTC)}},
     )
