@@ -99,7 +99,7 @@ class CandleStore(SeriesCollection):
         if not ops:
             return WriteResult(0, 0, 0)
         with store_errors(f"writing {len(ops)} candles to {self.name}"):
-            res = self.collection.bulk_write(ops, ordered=False)
+            res = self._collection.bulk_write(ops, ordered=False)
         inserted = res.upserted_count
         return WriteResult(inserted, res.modified_count, len(ops) - inserted - res.modified_count)
 
@@ -120,7 +120,7 @@ class CandleStore(SeriesCollection):
                 symbol, min(c.open_time for c in group), max(c.open_time for c in group)
             )
             fresh = [candle_document(c, now) for c in group if c.open_time not in stored]
-            added = insert_ignoring_duplicates(self.collection, fresh)
+            added = insert_ignoring_duplicates(self._collection, fresh)
             inserted += added
             unchanged += len(group) - added
         return WriteResult(inserted, 0, unchanged)
@@ -148,7 +148,7 @@ class CandleStore(SeriesCollection):
             query["is_closed"] = True
         order = DESCENDING if descending else ASCENDING
         with store_errors(f"reading {self.name}"):
-            cursor = self.collection.find(query, {"_id": 0}).sort("open_time", order).limit(limit)
+            cursor = self._collection.find(query, {"_id": 0}).sort("open_time", order).limit(limit)
             return [candle_from_document(doc) for doc in cursor]
 
     def latest(self, symbol: str) -> Candle | None:
@@ -159,7 +159,7 @@ class CandleStore(SeriesCollection):
     def open_times(self, symbol: str, start: datetime, end: datetime) -> list[datetime]:
         """Open times present for ``symbol`` in [start, end) (closed candles only)."""
         with store_errors(f"reading {self.name}"):
-            cursor = self.collection.find(
+            cursor = self._collection.find(
                 {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}, "is_closed": True},
                 OPEN_TIME_ONLY,
             ).sort("open_time", ASCENDING)
@@ -168,7 +168,7 @@ class CandleStore(SeriesCollection):
     def symbols(self) -> list[str]:
         """Distinct symbols in this collection."""
         with store_errors(f"reading {self.name}"):
-            return sorted(self.collection.distinct("symbol"))
+            return sorted(self._collection.distinct("symbol"))
 
     def symbol_spans(self) -> list[SymbolSpan]:
         """First/last open time and count of every symbol (one aggregation over the collection)."""
@@ -183,7 +183,7 @@ class CandleStore(SeriesCollection):
             },
         ]
         with store_errors(f"summarising {self.name}"):
-            groups = list(self.collection.aggregate(pipeline))
+            groups = list(self._collection.aggregate(pipeline))
         return [
             SymbolSpan(g["_id"], g["first"], g["last"], int(g["count"]))
             for g in groups
@@ -193,16 +193,16 @@ class CandleStore(SeriesCollection):
     def newest_event_doc(self) -> Document | None:
         """event_time and close_time of the candle with the newest event, over all symbols."""
         with store_errors(f"observing {self.name}"):
-            return self.collection.find_one(
+            return self._collection.find_one(
                 {}, {"event_time": 1, "close_time": 1}, sort=[("event_time", -1)]
             )
 
     def estimated_count(self) -> int:
         """About how many candles are stored (from collection metadata: no scan)."""
         with store_errors(f"observing {self.name}"):
-            return self.collection.estimated_document_count()
+            return self._collection.estimated_document_count()
 
     def delete_all(self) -> int:
         """Remove every candle (used by `cryptobot stream reset`)."""
         with store_errors(f"clearing {self.name}"):
-            return self.collection.delete_many({}).deleted_count
+            return self._collection.delete_many({}).deleted_count

@@ -46,7 +46,7 @@ class DeadLetterStore:
     """Dead letters keyed by topic:partition:offset, so a replayed batch adds nothing."""
 
     def __init__(self, db: Database[Document]) -> None:
-        self.collection: Collection[Document] = db[DEAD_LETTERS]
+        self._collection: Collection[Document] = db[DEAD_LETTERS]
 
     def record(self, letters: Sequence[DeadLetter]) -> None:
         """Store dead letters; one recorded already is left as it is."""
@@ -57,9 +57,9 @@ class DeadLetterStore:
             for d in letters
         ]
         with store_errors(f"writing {len(ops)} dead letters"):
-            self.collection.bulk_write(ops, ordered=False)
+            self._collection.bulk_write(ops, ordered=False)
 
     def estimated_count(self) -> int:
         """About how many dead letters are stored (collection metadata: no scan)."""
         with store_errors(f"observing {DEAD_LETTERS}"):
-            return self.collection.estimated_document_count()
+            return self._collection.estimated_document_count()

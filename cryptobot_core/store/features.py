@@ -55,7 +55,7 @@ class FeatureStore(SeriesCollection):
         rows = [{**d, "close": as_stored(d["close"])} for d in docs]
         fresh = [d for d in rows if (d["symbol"], dt_to_ms(d["open_time"])) not in stored]
         known = [d for d in rows if (d["symbol"], dt_to_ms(d["open_time"])) in stored]
-        refused = insert_reporting_duplicates(self.collection, fresh)
+        refused = insert_reporting_duplicates(self._collection, fresh)
         inserted = len(fresh) - len(refused)
         known += [fresh[i] for i in refused]
         updated = unchanged = 0
@@ -69,7 +69,7 @@ class FeatureStore(SeriesCollection):
                 for d in known
             ]
             with store_errors(f"writing {len(ops)} documents to {self.name}"):
-                res = self.collection.bulk_write(ops, ordered=False)
+                res = self._collection.bulk_write(ops, ordered=False)
             inserted += res.upserted_count
             updated = res.modified_count
             unchanged = len(ops) - res.upserted_count - res.modified_count

@@ -73,19 +73,19 @@ class StreamGapStore:
     """The ``stream_gaps`` collection."""
 
     def __init__(self, db: Database[Document]) -> None:
-        self.collection: Collection[Document] = db[STREAM_GAPS]
+        self._collection: Collection[Document] = db[STREAM_GAPS]
 
     def record(self, gaps: Iterable[StreamGap]) -> None:
         """Store gaps so repair can find them; a gap already recorded is left as it is."""
         with store_errors("recording stream gaps"):
             for gap in gaps:
                 doc = gap.to_document()
-                self.collection.update_one({"_id": gap.id}, {"$setOnInsert": doc}, upsert=True)
+                self._collection.update_one({"_id": gap.id}, {"$setOnInsert": doc}, upsert=True)
 
     def open(self) -> list[StreamGap]:
         """Recorded gaps not yet repaired, oldest first."""
         with store_errors("reading stream gaps"):
-            docs = list(self.collection.find({"repaired": False}).sort("missed_from", 1))
+            docs = list(self._collection.find({"repaired": False}).sort("missed_from", 1))
         return [StreamGap.from_document(d) for d in docs]
 
     def mark_repaired(self, gaps: Iterable[StreamGap], until: datetime) -> int:
@@ -93,7 +93,7 @@ class StreamGapStore:
         marked = 0
         with store_errors("marking gaps repaired"):
             for gap in gaps:
-                self.collection.update_one(
+                self._collection.update_one(
                     {"_id": gap.id}, {"$set": {"repaired": True, "repaired_until": until}}
                 )
                 marked += 1
@@ -102,7 +102,7 @@ class StreamGapStore:
     def delete_all(self) -> int:
         """Remove every recorded gap (used by `cryptobot stream reset`)."""
         with store_errors("clearing stream gaps"):
-            return self.collection.delete_many({}).deleted_count
+            return self._collection.delete_many({}).deleted_count
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class HistoryGapStore(SeriesCollection):
         with store_errors(f"reading {self.name}"):
             recorded = {
                 d["open_time"]: d["_id"]
-                for d in self.collection.find(
+                for d in self._collection.find(
                     {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, {"open_time": 1}
                 )
             }
@@ -140,7 +140,7 @@ class HistoryGapStore(SeriesCollection):
         stale = [_id for t, _id in recorded.items() if t not in wanted and t.date() in in_days]
         if stale:
             with store_errors(f"updating {self.name}"):
-                self.collection.delete_many({"_id": {"$in": stale}})
+                self._collection.delete_many({"_id": {"$in": stale}})
         new = [
             {
                 "symbol": g.symbol,
@@ -151,7 +151,7 @@ class HistoryGapStore(SeriesCollection):
             for t, g in sorted(wanted.items())
             if t not in recorded
         ]
-        insert_ignoring_duplicates(self.collection, new)
+        insert_ignoring_duplicates(self._collection, new)
 
     def open_times(self, symbol: str, start: datetime, end: datetime) -> set[datetime]:
         """Open times with a recorded gap for ``symbol`` in [start, end)."""
@@ -160,6 +160,6 @@ class HistoryGapStore(SeriesCollection):
     def count(self, symbol: str, start: datetime, end: datetime) -> int:
         """How many gaps are recorded for ``symbol`` in [start, end)."""
         with store_errors(f"reading {self.name}"):
-            return self.collection.count_documents(
+            return self._collection.count_documents(
                 {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}
             )

@@ -16,14 +16,14 @@ class HeartbeatStore:
     """Heartbeats keyed by role (``producer``, ``consumer``)."""
 
     def __init__(self, db: Database[Document]) -> None:
-        self.collection: Collection[Document] = db[HEARTBEATS]
+        self._collection: Collection[Document] = db[HEARTBEATS]
 
     def write(self, role: str, beat: Mapping[str, Any]) -> None:
         """Replace the heartbeat of ``role``."""
         with store_errors(f"writing the {role} heartbeat"):
-            self.collection.replace_one({"_id": role}, dict(beat), upsert=True)
+            self._collection.replace_one({"_id": role}, dict(beat), upsert=True)
 
     def read(self, roles: Iterable[str]) -> dict[str, Document]:
         """The latest heartbeat of each of ``roles`` that has one."""
         with store_errors("reading stream heartbeats"):
-            return {doc["_id"]: doc for doc in self.collection.find({"_id": {"$in": list(roles)}})}
+            return {doc["_id"]: doc for doc in self._collection.find({"_id": {"$in": list(roles)}})}

@@ -28,17 +28,17 @@ class SeriesCollection:
     """One collection whose documents are unique on (symbol, open_time)."""
 
     def __init__(self, db: Database[Document], name: str) -> None:
-        self.collection: Collection[Document] = db[name]
+        self._collection: Collection[Document] = db[name]
 
     @property
     def name(self) -> str:
         """The collection name."""
-        return self.collection.name
+        return self._collection.name
 
     def ensure_indexes(self) -> None:
         """Create the unique (symbol, open_time) index (idempotent)."""
         with store_errors(f"creating indexes on {self.name}"):
-            self.collection.create_index(
+            self._collection.create_index(
                 [("symbol", ASCENDING), ("open_time", ASCENDING)],
                 unique=True,
                 name="symbol_open_time",
@@ -57,7 +57,7 @@ class SeriesCollection:
         query = {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}
         with store_errors(f"reading {self.name}"):
             docs = list(
-                self.collection.find(query, fields or {"_id": 0}).sort("open_time", ASCENDING)
+                self._collection.find(query, fields or {"_id": 0}).sort("open_time", ASCENDING)
             )
         if closed_only:
             return [d for d in docs if d.get("is_closed", True)]
@@ -85,13 +85,13 @@ class SeriesCollection:
                 # Only the newest one or two candles can still be open: look at a few and
                 # filter here (an is_closed predicate would cost a collection scan).
                 found = list(
-                    self.collection.find(query, projection).sort("open_time", DESCENDING).limit(4)
+                    self._collection.find(query, projection).sort("open_time", DESCENDING).limit(4)
                 )
                 if closed_only:
                     found = [d for d in found if d.get("is_closed", True)]
                     if not found and floor is None:
                         found = list(
-                            self.collection.find({**query, "is_closed": True}, projection)
+                            self._collection.find({**query, "is_closed": True}, projection)
                             .sort("open_time", DESCENDING)
                             .limit(1)
                         )
@@ -104,7 +104,7 @@ class SeriesCollection:
         with store_errors(f"reading {self.name}"):
             return {
                 d["open_time"]
-                for d in self.collection.find(
+                for d in self._collection.find(
                     {"symbol": symbol, "open_time": {"$gte": first, "$lte": last}},
                     OPEN_TIME_ONLY,
                 )
@@ -113,4 +113,4 @@ class SeriesCollection:
     def has_symbol(self, symbol: str) -> bool:
         """True when any document of ``symbol`` is stored."""
         with store_errors("looking up a symbol"):
-            return self.collection.find_one({"symbol": symbol}, {"_id": 1}) is not None
+            return self._collection.find_one({"symbol": symbol}, {"_id": 1}) is not None
