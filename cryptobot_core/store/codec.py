@@ -21,7 +21,8 @@ from cryptobot_core.errors import ValidationError
 from cryptobot_core.models import dec_str
 
 Parts = tuple[int, int]
-_COEFF_MASK = (1 << 113) - 1
+# The coefficient's top 49 bits sit in the high word, below the sign, combination and exponent.
+_HIGH_COEFF_MASK = (1 << 49) - 1
 
 
 def to_stored(value: Decimal) -> Decimal128:
@@ -36,11 +37,13 @@ def as_stored(value: Any) -> Decimal128:
 
 def _decode(value: Decimal128) -> tuple[bool, int, int] | None:
     """(negative, coefficient, exponent) of a canonical finite Decimal128, else None."""
-    bits = int.from_bytes(value.bid, "little")
-    high = bits >> 64
+    # (high, low) are the two 64-bit words of the BID encoding, the form Decimal128 is
+    # documented to be built from; its pickle state hands them over without the byte
+    # round trip of ``.bid``.
+    high, low = value.__getstate__()
     if (high >> 61) & 0b11 == 0b11:
         return None
-    return bool(high >> 63), bits & _COEFF_MASK, ((high >> 49) & 0x3FFF) - 6176
+    return bool(high >> 63), ((high & _HIGH_COEFF_MASK) << 64) | low, ((high >> 49) & 0x3FFF) - 6176
 
 
 def _text(negative: bool, coefficient: int, exponent: int) -> str:
@@ -55,17 +58,17 @@ def _text(negative: bool, coefficient: int, exponent: int) -> str:
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
 
 
-def dec128_str(value: Decimal128) -> str:
-    """A stored Decimal128 as its exact plain string (same as dec_str, about 8× faster)."""
-    decoded = _decode(value)
-    if decoded is None:
-        return dec_str(value.to_decimal())
-    return _text(*decoded)
-
-
 def stored_text(value: Any) -> str:
-    """Exact plain text of a stored decimal (Decimal128, or a number written as text)."""
-    return dec128_str(value) if isinstance(value, Decimal128) else dec_str(Decimal(value))
+    """Exact plain text of a stored decimal (Decimal128, or a number written as text).
+
+    For Decimal128 the same as ``dec_str(value.to_decimal())``, about 8x faster.
+    """
+    if value.__class__ is Decimal128:
+        decoded = _decode(value)
+        if decoded is not None:
+            return _text(*decoded)
+        return dec_str(value.to_decimal())
+    return dec_str(Decimal(value))
 
 
 def stored_decimal(value: Any) -> Decimal:
@@ -81,7 +84,7 @@ def stored_decimal(value: Any) -> Decimal:
 
 def stored_float(value: Any) -> float:
     """A stored number as a float (derived statistics only, never exchange values)."""
-    return float(dec128_str(value)) if isinstance(value, Decimal128) else float(value)
+    return float(stored_text(value)) if isinstance(value, Decimal128) else float(value)
 
 
 def stored_parts(value: Any) -> Parts:

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptobot_core.models import dec_str
-from cryptobot_core.store.codec import dec128_str
+from cryptobot_core.store.codec import (
+    parts_text,
+    stored_decimal,
+    stored_float,
+    stored_parts,
+    stored_text,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -19,10 +25,15 @@ from cryptobot_core.store.codec import dec128_str
         lambda d: abs(d.adjusted()) < 60
     )
 )
-def test_fast_decimal128_strings_equal_dec_str(value: Decimal) -> None:
+def test_fast_decimal128_decoding_equals_the_exact_one(value: Decimal) -> None:
     with localcontext(create_decimal128_context()) as ctx:
         stored = Decimal128(ctx.create_decimal(value))
-    assert dec128_str(stored) == dec_str(stored.to_decimal())
+    exact = stored.to_decimal()
+    assert stored_text(stored) == dec_str(exact)
+    decoded = stored_decimal(stored)
+    assert decoded == exact and decoded.as_tuple() == exact.as_tuple()
+    assert Decimal(parts_text(stored_parts(stored))) == exact
+    assert stored_float(stored) == float(exact)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +52,6 @@ def test_fast_decimal128_strings_equal_dec_str(value: Decimal) -> None:
         "-Infinity",
     ],
 )
-def test_fast_decimal128_strings_on_edge_values(text: str) -> None:
+def test_fast_decimal128_text_on_edge_values(text: str) -> None:
     stored = Decimal128(text)
-    assert dec128_str(stored) == dec_str(stored.to_decimal())
+    assert stored_text(stored) == dec_str(stored.to_decimal())
