@@ -19,10 +19,12 @@ install: $(STAMP)
 up: install
 	$(BIN)/cryptobot up
 
+# The same checks run as pre-commit hooks (.pre-commit-config.yaml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy cryptobot_core
+	$(BIN)/mypy cryptobot_core cryptobot_assets cryptobot_api dashboard
+	$(BIN)/lint-imports
 
 test: install lint browser-deps
 	$(BIN)/pytest

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,8 @@ def main() -> None:
             spark_master=args.spark_master,
             symbols=symbols,
         )
+        # The code location reads the store URI from its environment, never from config.
+        os.environ["CRYPTOBOT_MONGO_URI"] = uri
         defs = build_defs(settings)
         (work / "dagster").mkdir()
         instance = dg.DagsterInstance.local_temp(str(work / "dagster"))

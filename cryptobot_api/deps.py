@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
+from cryptobot_core.exchange.exchange_info import SYMBOL_INPUT_PATTERN, normalize_symbol
 from cryptobot_core.intervals import Interval
 from cryptobot_core.query import (
     MAX_LIMIT,
     SERVED_INTERVALS,
     MarketQuery,
     parse_interval,
-    parse_symbol,
     parse_time,
 )
 from cryptobot_core.settings import Settings
@@ -39,12 +39,12 @@ def symbol_param(
         Path(
             description="Binance symbol, e.g. BTCUSDT (case-insensitive)",
             examples=["BTCUSDT"],
-            pattern="^[A-Za-z0-9]{2,20}$",
+            pattern=SYMBOL_INPUT_PATTERN,
         ),
     ],
 ) -> str:
     """The path symbol, upper-cased and checked."""
-    return parse_symbol(symbol)
+    return normalize_symbol(symbol)
 
 
 def start_param(

@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cryptobot_api.schemas import ErrorPublic
 from cryptobot_core.errors import CryptobotError, StoreError, StoreUnavailable, ValidationError
 from cryptobot_core.query import SYMBOL_HINT, UnknownSymbolError
+from cryptobot_core.store import DriverError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _store(_: Request, exc: Exception) -> JSONResponse:
     log.warning("store failure: %s", exc)
-    unavailable = isinstance(exc, StoreUnavailable | PyMongoError)
+    unavailable = isinstance(exc, StoreUnavailable | DriverError)
     return error_response(
         503,
         "store_unavailable" if unavailable else "store_error",
@@ -105,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StoreError, _store)
-    app.add_exception_handler(PyMongoError, _store)
+    app.add_exception_handler(DriverError, _store)
     app.add_exception_handler(CryptobotError, _cryptobot)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _internal)

@@ -15,7 +15,7 @@ from cryptobot_api.metrics import ApiMetrics, MetricsMiddleware
 from cryptobot_api.routes import analytics, candles, health, metrics, stream, symbols
 from cryptobot_core.query import MarketQuery
 from cryptobot_core.settings import Settings, get_settings
-from cryptobot_core.store import connect
+from cryptobot_core.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolved = settings or get_settings()
         # pymongo connects lazily and reconnects by itself: a store that is down at start-up
         # or later only makes requests answer 503 until it is back.
-        client = connect(resolved)
+        store = open_store(resolved)
         app.state.settings = resolved
-        app.state.query = MarketQuery(client[resolved.database])
+        app.state.query = MarketQuery(store)
         log.info("API reading %s at %s", resolved.database, resolved.effective_mongo_uri)
         try:
             yield
         finally:
-            client.close()
+            store.close()
 
     app = FastAPI(
         title="CryptoBot API",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cryptobot_core.query.rows import DatasetFreshness, HeartbeatAge
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -54,18 +55,16 @@ class ApiMetrics:
         )
 
     def set_freshness(
-        self, datasets: dict[str, dict[str, Any]], heartbeats: dict[str, dict[str, Any] | None]
+        self, datasets: dict[str, DatasetFreshness], heartbeats: dict[str, HeartbeatAge | None]
     ) -> None:
         """Update the freshness gauges from the core's freshness and heartbeat reports."""
         self.store_up.set(1)
         for name, info in datasets.items():
-            age = info["age_seconds"]
+            age = info.age_seconds
             self.dataset_age.labels(name).set(float("nan") if age is None else age)
-            self.dataset_symbols.labels(name).set(info["symbols"])
+            self.dataset_symbols.labels(name).set(info.symbols)
         for role, beat in heartbeats.items():
-            self.heartbeat_age.labels(role).set(
-                float("nan") if beat is None else beat["age_seconds"]
-            )
+            self.heartbeat_age.labels(role).set(float("nan") if beat is None else beat.age_seconds)
 
     def store_down(self) -> None:
         """Mark the store down and the freshness unknown."""

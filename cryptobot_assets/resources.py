@@ -1,24 +1,24 @@
-"""Thin Dagster resources that hand out core objects built from the one Settings class."""
+"""The one Dagster resource: settings for both domains, and the core objects made from them."""
 
 # No `from __future__ import annotations` here: Dagster resolves ResourceDependency
 # annotations at class creation, and string annotations break nested resources.
 
-from functools import lru_cache
+import os
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pymongo import MongoClient
-from pymongo.database import Database
 
+from cryptobot_core.errors import ConfigError
 from cryptobot_core.settings import Settings, load_settings
-from cryptobot_core.store import CandleStore, connect
+from cryptobot_core.store import Store, open_store
 
 if TYPE_CHECKING:
     from cryptobot_core.exchange import BinanceClient
 
-# Settings that a deployment (or a test) may pin on the resource instead of the environment.
+MONGO_URI_ENV = "CRYPTOBOT_MONGO_URI"
+# Non-secret settings a deployment (or a test) may pin on the resource instead of the
+# environment. Anything that may hold a secret is read from the environment only.
 _PINNABLE = (
-    "mongo_uri",
     "mongo_db",
     "exchange",
     "sim_host",
@@ -30,7 +30,12 @@ _PINNABLE = (
 
 
 class CryptobotSettingsResource(dg.ConfigurableResource):
-    """Settings from CRYPTOBOT_* variables, with optional per-deployment overrides."""
+    """Settings from the code location's CRYPTOBOT_* environment, plus non-secret pins.
+
+    Never carries a secret value: ``mongo_uri`` may hold a password, so it is only ever
+    ``dg.EnvVar("CRYPTOBOT_MONGO_URI")`` (the UI and run storage show the variable's name),
+    and the settings read the URI from that same variable.
+    """
 
     mongo_uri: str | None = None
     mongo_db: str | None = None
@@ -43,7 +48,7 @@ class CryptobotSettingsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CryptobotSettingsResource":
-        """A resource pinned to the values of ``settings`` that differ from the defaults."""
+        """A resource pinned to the non-secret values of ``settings`` that differ from defaults."""
         defaults = Settings.model_fields
         pinned: dict[str, Any] = {}
         for name in _PINNABLE:
@@ -52,59 +57,29 @@ class CryptobotSettingsResource(dg.ConfigurableResource):
                 pinned[name] = value if isinstance(value, (int, str)) else str(value)
         if settings.exchange != "auto":
             pinned["exchange"] = settings.exchange
+        if settings.mongo_uri is not None:
+            if os.environ.get(MONGO_URI_ENV) != settings.mongo_uri:
+                raise ConfigError(
+                    f"the Dagster code location reads the store URI from {MONGO_URI_ENV} in its "
+                    "environment (it may hold a password, so it is never resource config); set "
+                    f"{MONGO_URI_ENV} to the URI to use"
+                )
+            pinned["mongo_uri"] = dg.EnvVar(MONGO_URI_ENV)
         return cls(**pinned)
 
     def settings(self) -> Settings:
-        """Settings read now (never at import time), with this resource's overrides."""
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        """Settings read now (never at import time), with this resource's pins."""
+        overrides = {
+            k: v for k, v in self.model_dump().items() if v is not None and k != "mongo_uri"
+        }
         return load_settings(**overrides)
 
+    def open_store(self) -> Store:
+        """A database handle for the settings (``with config.open_store() as store:``)."""
+        return open_store(self.settings())
 
-class MongoResource(dg.ConfigurableResource):
-    """The document store: a pymongo Database and candle stores on it."""
-
-    config: dg.ResourceDependency[CryptobotSettingsResource]
-
-    def client(self) -> MongoClient[dict[str, Any]]:
-        """A new tz-aware client (callers close it)."""
-        return connect(self.config.settings())
-
-    def database(self, client: MongoClient[dict[str, Any]]) -> Database[dict[str, Any]]:
-        """The database of the exchange in use (simulated data has its own)."""
-        return client[self.config.settings().database]
-
-    def candles(self, client: MongoClient[dict[str, Any]], collection: str) -> CandleStore:
-        """A CandleStore on ``collection``."""
-        return CandleStore(self.database(client), collection)
-
-
-class ExchangeResource(dg.ConfigurableResource):
-    """The exchange REST client (Binance or the simulator, per settings)."""
-
-    config: dg.ResourceDependency[CryptobotSettingsResource]
-
-    def client(self) -> "BinanceClient":
-        """A new BinanceClient for the configured exchange (callers close it)."""
+    def exchange_client(self) -> "BinanceClient":
+        """A REST client for the configured exchange (``with config.exchange_client() as c:``)."""
         from cryptobot_core.exchange import BinanceClient
 
-        return BinanceClient.from_settings(self.config.settings())
-
-
-@lru_cache(maxsize=16)
-def _shared(settings_json: str) -> dict[str, Any]:
-    config = CryptobotSettingsResource.from_settings(Settings.model_validate_json(settings_json))
-    return {
-        "config": config,
-        "mongo": MongoResource(config=config),
-        "exchange": ExchangeResource(config=config),
-    }
-
-
-def common_resources(settings: Settings) -> dict[str, Any]:
-    """The shared resources (config, mongo, exchange) for ``settings``, one object per key.
-
-    Every domain's ``build_defs`` takes its shared resources from here so that
-    ``dg.Definitions.merge`` sees the very same objects (it refuses two different resources
-    under one key).
-    """
-    return dict(_shared(settings.model_dump_json()))
+        return BinanceClient.from_settings(self.settings())

@@ -25,15 +25,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bson.decimal128 import Decimal128
-from pymongo import ASCENDING, UpdateOne
-from pymongo.database import Database
-from pymongo.errors import BulkWriteError
-
-from cryptobot_core.errors import ConfigError, StoreError
+from cryptobot_core.errors import ConfigError
 from cryptobot_core.models import dt_to_ms, ms_to_dt
 from cryptobot_core.services import java_available
-from cryptobot_core.store import FEATURES_15M, WriteResult, store_errors
+from cryptobot_core.store.codec import stored_float
+from cryptobot_core.store.features import FEATURE_FIELDS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,14 +42,6 @@ WINDOW_24H = 96
 # The longest window spans 96 candles: 95 before this one, plus one more for the first
 # return's previous close. A whole previous day (96) covers it.
 LOOKBACK = timedelta(days=1)
-FEATURE_FIELDS = (
-    "log_return",
-    "volatility_1h",
-    "volatility_24h",
-    "vwap",
-    "hl_range",
-    "volume_zscore",
-)
 _INPUT_FIELDS = ("close", "high", "low", "volume", "quote_volume")
 
 
@@ -93,12 +81,6 @@ def start_spark(master: str) -> SparkSession:
     return builder.getOrCreate()
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, Decimal128):
-        return float(value.to_decimal())
-    return float(value)
-
-
 def compute_features(
     spark: SparkSession,
     rows: Sequence[dict[str, Any]],
@@ -108,7 +90,7 @@ def compute_features(
     """Features of every candle in ``rows`` opening in [start, end), using earlier rows as look-back.
 
     ``rows`` are stored candle documents (``symbol``, ``open_time``, ``close``, ``high``,
-    ``low``, ``volume``, ``quote_volume``; Decimal128 or numbers). Returns one dict per
+    ``low``, ``volume``, ``quote_volume``; stored decimals or numbers). Returns one dict per
     candle with ``symbol``, ``open_time`` and :data:`FEATURE_FIELDS`, sorted.
     """
     import pandas as pd
@@ -122,7 +104,7 @@ def compute_features(
         {
             "symbol": [r["symbol"] for r in rows],
             "ts": [dt_to_ms(r["open_time"]) // 1000 for r in rows],
-            **{name: [_float(r[name]) for r in rows] for name in _INPUT_FIELDS},
+            **{name: [stored_float(r[name]) for r in rows] for name in _INPUT_FIELDS},
         }
     )
     schema = StructType(
@@ -187,84 +169,23 @@ def feature_documents(
     rows: Sequence[dict[str, Any]],
     computed_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``candle_features_15m`` documents: features plus the candle's close and close_time."""
+    """The ``candle_features_15m`` documents: features plus the candle's close and close_time.
+
+    The close is carried exactly as read; the store keeps it a Decimal128 when it writes.
+    """
     by_key = {(r["symbol"], dt_to_ms(r["open_time"])): r for r in rows}
     stamp = computed_at or datetime.now(UTC)
     docs = []
     for feat in features:
         candle = by_key[(feat["symbol"], dt_to_ms(feat["open_time"]))]
-        close = candle["close"]
         docs.append(
             {
                 "symbol": feat["symbol"],
                 "open_time": feat["open_time"],
                 "close_time": candle["close_time"],
-                "close": close if isinstance(close, Decimal128) else Decimal128(str(close)),
+                "close": candle["close"],
                 **{name: feat[name] for name in FEATURE_FIELDS},
                 "computed_at": stamp,
             }
         )
     return docs
-
-
-def ensure_feature_indexes(db: Database[dict[str, Any]]) -> None:
-    """Unique (symbol, open_time) on ``candle_features_15m`` (idempotent)."""
-    with store_errors(f"creating indexes on {FEATURES_15M}"):
-        db[FEATURES_15M].create_index(
-            [("symbol", ASCENDING), ("open_time", ASCENDING)], unique=True, name="symbol_open_time"
-        )
-
-
-def write_features(db: Database[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> WriteResult:
-    """Store feature documents keyed by (symbol, open_time); a recomputation replaces old values.
-
-    Keys not stored yet are inserted (about three times cheaper than upserts on SecantusDB,
-    and the common case of a first backfill); stored ones are upserted with ``$set``. A key
-    that another writer inserted in between is upserted too, so the result is the same.
-    """
-    if not docs:
-        return WriteResult(0, 0, 0)
-    coll = db[FEATURES_15M]
-    stored: set[tuple[str, int]] = set()
-    for symbol in sorted({d["symbol"] for d in docs}):
-        times = [d["open_time"] for d in docs if d["symbol"] == symbol]
-        with store_errors(f"reading {FEATURES_15M}"):
-            stored.update(
-                (symbol, dt_to_ms(x["open_time"]))
-                for x in coll.find(
-                    {"symbol": symbol, "open_time": {"$gte": min(times), "$lte": max(times)}},
-                    {"_id": 0, "open_time": 1},
-                )
-            )
-    fresh = [dict(d) for d in docs if (d["symbol"], dt_to_ms(d["open_time"])) not in stored]
-    known = [d for d in docs if (d["symbol"], dt_to_ms(d["open_time"])) in stored]
-    inserted = 0
-    if fresh:
-        try:
-            with store_errors(f"writing {len(fresh)} documents to {FEATURES_15M}"):
-                inserted = len(coll.insert_many(fresh, ordered=False).inserted_ids)
-        except StoreError as exc:
-            cause = exc.__cause__
-            errors = (
-                cause.details.get("writeErrors", []) if isinstance(cause, BulkWriteError) else []
-            )
-            if not errors or any(e.get("code") != 11000 for e in errors):
-                raise
-            inserted = int(cause.details.get("nInserted", 0))  # type: ignore[union-attr]
-            known += [fresh[e["index"]] for e in errors]
-    updated = unchanged = 0
-    if known:
-        ops = [
-            UpdateOne(
-                {"symbol": d["symbol"], "open_time": d["open_time"]},
-                {"$set": {k: v for k, v in d.items() if k != "_id"}},
-                upsert=True,
-            )
-            for d in known
-        ]
-        with store_errors(f"writing {len(ops)} documents to {FEATURES_15M}"):
-            res = coll.bulk_write(ops, ordered=False)
-        inserted += res.upserted_count
-        updated = res.modified_count
-        unchanged = len(ops) - res.upserted_count - res.modified_count
-    return WriteResult(inserted, updated, unchanged)

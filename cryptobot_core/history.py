@@ -13,32 +13,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pymongo import ASCENDING
-from pymongo.collection import Collection
-from pymongo.database import Database
-
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
-from cryptobot_core.models import Candle, dt_to_ms, ms_to_dt
-from cryptobot_core.store import (
-    HISTORICAL_15M,
-    CandleStore,
-    insert_ignoring_duplicates,
-    store_errors,
-)
+from cryptobot_core.models import VOLUME_FIELDS, Candle, dt_to_ms, ms_to_dt
+from cryptobot_core.store import HistoryGap, Store
+from cryptobot_core.store.codec import stored_decimal
+from cryptobot_core.store.series import OPEN_TIME_ONLY
 
 log = logging.getLogger(__name__)
 
 INTERVAL = Interval.M15
 DAY_MS = 86_400_000
 CANDLES_PER_DAY = DAY_MS // INTERVAL.ms  # 96
-# Exchange-side gaps found while fetching: (symbol, open_time, reason). Kept apart from the
-# candles so the completeness check can tell "the exchange has none" from "we lost one".
-HISTORY_GAPS_15M = "historical_gaps_15m"
 # One /klines page holds 1000 rows = 10.4 days of 15m candles: ranges of consecutive days
 # are fetched in 10-day pages, so a 180-day backfill is 18 requests per symbol, not 180.
 FETCH_CHUNK_DAYS = 10
@@ -62,26 +51,13 @@ class KlinesClient(Protocol):
 
 
 @dataclass(frozen=True)
-class Gap:
-    """An expected candle the exchange did not return."""
-
-    symbol: str
-    open_time: datetime
-    reason: GapReason
-
-    def to_document(self) -> dict[str, Any]:
-        """The MongoDB document of this gap."""
-        return {"symbol": self.symbol, "open_time": self.open_time, "reason": self.reason.value}
-
-
-@dataclass(frozen=True)
 class DayFetch:
     """The candles the exchange returned for one (symbol, day), and the ones it did not."""
 
     symbol: str
     day: date
     candles: tuple[Candle, ...]
-    gaps: tuple[Gap, ...]
+    gaps: tuple[HistoryGap, ...]
 
     @property
     def first_open(self) -> datetime | None:
@@ -106,7 +82,7 @@ class HistoryBatch:
         return sum(len(d.candles) for d in self.days)
 
     @property
-    def gaps(self) -> list[Gap]:
+    def gaps(self) -> list[HistoryGap]:
         """Gaps over all days."""
         return [g for d in self.days for g in d.gaps]
 
@@ -123,7 +99,7 @@ class HistoryBatch:
             "last_open_time": max(lasts).isoformat() if lasts else None,
             "missing_candles": len(gaps),
             "missing": [
-                {"symbol": g.symbol, "open_time": g.open_time.isoformat(), "reason": g.reason.value}
+                {"symbol": g.symbol, "open_time": g.open_time.isoformat(), "reason": str(g.reason)}
                 for g in gaps[:200]  # the UI shows metadata inline; the full list is in the store
             ],
         }
@@ -192,7 +168,7 @@ def classify_day(symbol: str, day: date, candles: Iterable[Candle], now_ms: int)
             continue
         by_open[ms] = candle
     gaps = tuple(
-        Gap(symbol, ms_to_dt(ms), GapReason.EXCHANGE_OUTAGE)
+        HistoryGap(symbol, ms_to_dt(ms), GapReason.EXCHANGE_OUTAGE)
         for ms in expected_open_times(day)
         if ms not in by_open
     )
@@ -255,61 +231,32 @@ def fetch_days(
     return HistoryBatch(days)
 
 
-def ensure_history_indexes(db: Database[dict[str, Any]]) -> None:
+def ensure_history_indexes(store: Store) -> None:
     """Unique (symbol, open_time) on the candles and on the gap records (idempotent)."""
-    CandleStore(db, HISTORICAL_15M).ensure_indexes()
-    with store_errors(f"creating indexes on {HISTORY_GAPS_15M}"):
-        db[HISTORY_GAPS_15M].create_index(
-            [("symbol", ASCENDING), ("open_time", ASCENDING)], unique=True, name="symbol_open_time"
-        )
+    store.history(INTERVAL).ensure_indexes()
+    # Exchange-side gaps are kept apart from the candles so the completeness check can tell
+    # "the exchange has none" from "we lost one".
+    store.history_gaps(INTERVAL).ensure_indexes()
 
 
-def _stored_keys(
-    coll: Collection[dict[str, Any]], symbol: str, days: Sequence[date]
-) -> dict[datetime, Any]:
-    """open_time -> _id of the documents of ``symbol`` within the span of ``days``."""
-    start, end = _span(sorted(days))
-    with store_errors(f"reading {coll.name}"):
-        return {
-            d["open_time"]: d["_id"]
-            for d in coll.find(
-                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, {"open_time": 1}
-            )
-        }
-
-
-def write_batch(db: Database[dict[str, Any]], batch: HistoryBatch) -> HistoryWrite:
+def write_batch(store: Store, batch: HistoryBatch) -> HistoryWrite:
     """Insert the batch's candles once (never rewriting) and record its gaps.
 
     Idempotent per partition: ``CandleStore.insert_missing`` adds only the candles not stored
     yet, so a re-run changes nothing. A gap the exchange has since filled is removed, a new one added, an old one kept.
     Needs :func:`ensure_history_indexes` once beforehand (the IO manager does it per run).
     """
-    candles, gaps_coll = CandleStore(db, HISTORICAL_15M), db[HISTORY_GAPS_15M]
+    candles, gaps = store.history(INTERVAL), store.history_gaps(INTERVAL)
     now = datetime.now(UTC)
     inserted = present = 0
     by_symbol: dict[str, list[DayFetch]] = defaultdict(list)
     for day in batch.days:
         by_symbol[day.symbol].append(day)
     for symbol, days in sorted(by_symbol.items()):
-        span_days = [d.day for d in days]
         written = candles.insert_missing([c for d in days for c in d.candles])
         inserted += written.inserted
         present += written.unchanged
-        # Gap records: one read for the span, then only the differences are written.
-        recorded = _stored_keys(gaps_coll, symbol, span_days)
-        wanted = {g.open_time: g for d in days for g in d.gaps}
-        in_batch = set(span_days)
-        stale = [_id for t, _id in recorded.items() if t not in wanted and t.date() in in_batch]
-        if stale:
-            with store_errors(f"updating {HISTORY_GAPS_15M}"):
-                gaps_coll.delete_many({"_id": {"$in": stale}})
-        new_gaps = [
-            {**g.to_document(), "detected_at": now}
-            for t, g in sorted(wanted.items())
-            if t not in recorded
-        ]
-        insert_ignoring_duplicates(gaps_coll, new_gaps)
+        gaps.replace_days(symbol, [d.day for d in days], [g for d in days for g in d.gaps], now)
     return HistoryWrite(inserted, present, len(batch.gaps))
 
 
@@ -337,24 +284,15 @@ def _span(days: Sequence[date]) -> tuple[datetime, datetime]:
     return day_start(days[0]), day_start(days[-1]) + timedelta(days=1)
 
 
-def check_completeness(
-    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
-) -> CheckOutcome:
+def check_completeness(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
     """Every expected candle of the partitions is stored or recorded as an exchange-side gap."""
-    store = CandleStore(db, HISTORICAL_15M)
+    candles, gap_records = store.history(INTERVAL), store.history_gaps(INTERVAL)
     unexplained: list[str] = []
     expected = present = gaps = 0
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
-        have = {dt_to_ms(t) for t in store.open_times(symbol, start, end)}
-        with store_errors(f"reading {HISTORY_GAPS_15M}"):
-            gap_ms = {
-                dt_to_ms(d["open_time"])
-                for d in db[HISTORY_GAPS_15M].find(
-                    {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
-                    {"_id": 0, "open_time": 1},
-                )
-            }
+        have = {dt_to_ms(t) for t in candles.open_times(symbol, start, end)}
+        gap_ms = {dt_to_ms(t) for t in gap_records.open_times(symbol, start, end)}
         for day in days:
             for ms in expected_open_times(day):
                 expected += 1
@@ -383,25 +321,19 @@ def check_completeness(
     )
 
 
-def check_uniqueness(
-    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
-) -> CheckOutcome:
+def check_uniqueness(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
     """No (symbol, open_time) is stored twice."""
+    candles = store.history(INTERVAL)
     dupes: list[str] = []
     total = 0
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
-        with store_errors(f"reading {HISTORICAL_15M}"):
-            cursor = db[HISTORICAL_15M].find(
-                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}},
-                {"_id": 0, "open_time": 1},
-            )
-            seen: set[datetime] = set()
-            for doc in cursor:
-                total += 1
-                if doc["open_time"] in seen:
-                    dupes.append(f"{symbol} {doc['open_time'].isoformat()}")
-                seen.add(doc["open_time"])
+        seen: set[datetime] = set()
+        for doc in candles.range_docs(symbol, start, end, fields=OPEN_TIME_ONLY):
+            total += 1
+            if doc["open_time"] in seen:
+                dupes.append(f"{symbol} {doc['open_time'].isoformat()}")
+            seen.add(doc["open_time"])
     details = {"documents": total, "duplicates": len(dupes), "duplicate_sample": dupes[:50]}
     if dupes:
         return CheckOutcome(False, f"{len(dupes)} duplicate (symbol, open_time) keys", details)
@@ -411,74 +343,75 @@ def check_uniqueness(
 def ohlc_problems(doc: dict[str, Any]) -> list[str]:
     """What is wrong with one stored candle document (empty list = sane)."""
     problems: list[str] = []
-
-    def dec(name: str) -> Decimal:
-        value = doc[name]
-        return value.to_decimal() if hasattr(value, "to_decimal") else Decimal(value)
-
-    o, h, low, c = dec("open"), dec("high"), dec("low"), dec("close")
+    o, h, low, c = (stored_decimal(doc[name]) for name in ("open", "high", "low", "close"))
     if not (low <= o <= h and low <= c <= h):
         problems.append(f"low {low} <= open {o}, close {c} <= high {h} does not hold")
-    for name in ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume"):
-        if dec(name) < 0:
+    for name in VOLUME_FIELDS:
+        if stored_decimal(doc[name]) < 0:
             problems.append(f"{name} is negative")
     if dt_to_ms(doc["close_time"]) != INTERVAL.close_time(dt_to_ms(doc["open_time"])):
         problems.append("close_time is not open_time + 15 min - 1 ms")
     return problems
 
 
-def check_ohlc(
-    db: Database[dict[str, Any]], partitions: Iterable[tuple[str, date]]
-) -> CheckOutcome:
+_OHLC_FIELDS = {
+    "_id": 0,
+    "symbol": 1,
+    "open_time": 1,
+    "close_time": 1,
+    "open": 1,
+    "high": 1,
+    "low": 1,
+    "close": 1,
+    "volume": 1,
+    "quote_volume": 1,
+    "taker_buy_base_volume": 1,
+    "taker_buy_quote_volume": 1,
+}
+# What the features need: prices, volumes and times (no trades, no taker volumes).
+_FEATURE_INPUT_FIELDS = {
+    "_id": 0,
+    "symbol": 1,
+    "open_time": 1,
+    "close_time": 1,
+    "open": 1,
+    "high": 1,
+    "low": 1,
+    "close": 1,
+    "volume": 1,
+    "quote_volume": 1,
+}
+
+
+def check_ohlc(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
     """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
+    candles = store.history(INTERVAL)
     bad: list[str] = []
     total = 0
-    fields = {
-        "_id": 0,
-        "symbol": 1,
-        "open_time": 1,
-        "close_time": 1,
-        "open": 1,
-        "high": 1,
-        "low": 1,
-        "close": 1,
-        "volume": 1,
-        "quote_volume": 1,
-        "taker_buy_base_volume": 1,
-        "taker_buy_quote_volume": 1,
-    }
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
-        with store_errors(f"reading {HISTORICAL_15M}"):
-            for doc in db[HISTORICAL_15M].find(
-                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, fields
-            ):
-                total += 1
-                for problem in ohlc_problems(doc):
-                    bad.append(f"{symbol} {doc['open_time'].isoformat()}: {problem}")
+        for doc in candles.range_docs(symbol, start, end, fields=_OHLC_FIELDS):
+            total += 1
+            for problem in ohlc_problems(doc):
+                bad.append(f"{symbol} {doc['open_time'].isoformat()}: {problem}")
     details = {"documents": total, "violations": len(bad), "violation_sample": bad[:50]}
     if bad:
         return CheckOutcome(False, f"{len(bad)} OHLC/volume/close_time violations", details)
     return CheckOutcome(True, f"{total} candles pass OHLC, volume and close_time rules", details)
 
 
-def check_freshness(
-    db: Database[dict[str, Any]], symbols: Iterable[str], now_ms: int
-) -> CheckOutcome:
+def check_freshness(store: Store, symbols: Iterable[str], now_ms: int) -> CheckOutcome:
     """Every symbol has its latest closed day (yesterday UTC) stored or explained by gaps."""
     day = last_closed_day(now_ms)
     start, end = day_start(day), day_start(day) + timedelta(days=1)
     stale: list[str] = []
     latest: dict[str, str | None] = {}
-    store = CandleStore(db, HISTORICAL_15M)
+    candles, gap_records = store.history(INTERVAL), store.history_gaps(INTERVAL)
     for symbol in sorted(set(symbols)):
-        newest = store.find(symbol, limit=1, descending=True)
-        latest[symbol] = newest[0].open_time.isoformat() if newest else None
-        stored = len(store.open_times(symbol, start, end))
-        with store_errors(f"reading {HISTORY_GAPS_15M}"):
-            gaps = db[HISTORY_GAPS_15M].count_documents(
-                {"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}
-            )
+        newest = candles.latest(symbol)
+        latest[symbol] = newest.open_time.isoformat() if newest else None
+        stored = len(candles.open_times(symbol, start, end))
+        gaps = gap_records.count(symbol, start, end)
         if stored == 0 or stored + gaps < CANDLES_PER_DAY:
             stale.append(symbol)
     details = {"latest_closed_day": day.isoformat(), "latest_open_time": latest, "stale": stale}
@@ -492,29 +425,13 @@ def check_freshness(
 
 
 def load_range(
-    db: Database[dict[str, Any]], symbols: Iterable[str], start: datetime, end: datetime
+    store: Store, symbols: Iterable[str], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Stored 15m candle documents of ``symbols`` with open_time in [start, end), sorted."""
-    fields = {
-        "_id": 0,
-        "symbol": 1,
-        "open_time": 1,
-        "close_time": 1,
-        "open": 1,
-        "high": 1,
-        "low": 1,
-        "close": 1,
-        "volume": 1,
-        "quote_volume": 1,
-    }
+    candles = store.history(INTERVAL)
     out: list[dict[str, Any]] = []
     for symbol in sorted(set(symbols)):
-        with store_errors(f"reading {HISTORICAL_15M}"):
-            out.extend(
-                db[HISTORICAL_15M]
-                .find({"symbol": symbol, "open_time": {"$gte": start, "$lt": end}}, fields)
-                .sort("open_time", ASCENDING)
-            )
+        out.extend(candles.range_docs(symbol, start, end, fields=_FEATURE_INPUT_FIELDS))
     return out
 
 

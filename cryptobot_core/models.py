@@ -19,15 +19,14 @@ WebSocket kline event (<symbol>@kline_1m)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from operator import itemgetter
-from typing import Any
-
-from bson.decimal128 import Decimal128
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, TypeVar
 
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
@@ -42,6 +41,8 @@ DECIMAL_FIELDS = (
     "taker_buy_base_volume",
     "taker_buy_quote_volume",
 )
+# Summed when candles are combined; the other decimal fields are prices.
+VOLUME_FIELDS = DECIMAL_FIELDS[4:]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,8 +78,6 @@ def _utc(dt: datetime) -> datetime:
 
 
 def _dec(name: str, value: Any) -> Decimal:
-    if isinstance(value, Decimal128):
-        value = value.to_decimal()
     if isinstance(value, float):
         raise ValidationError(f"{name} must be a decimal string, not a float ({value!r})")
     try:
@@ -337,64 +336,97 @@ class Candle:
             },
         }
 
-    def to_document(self, ingested_at: datetime | None = None) -> dict[str, Any]:
-        """The MongoDB document (Decimal128 values, BSON dates)."""
-        doc: dict[str, Any] = {
-            "symbol": self.symbol,
-            "interval": self.interval.value,
-            "open_time": self.open_time,
-            "close_time": self.close_time,
-            "trades": self.trades,
-            "is_closed": self.is_closed,
-            "source": self.source.value,
-            "event_time": self.event_time,
-            "ingested_at": ingested_at or datetime.now(UTC),
-        }
-        for name in DECIMAL_FIELDS:
-            doc[name] = Decimal128(getattr(self, name))
-        return doc
 
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Candle:
-        """Rebuild a candle from its MongoDB document."""
-        return cls(
-            symbol=doc["symbol"],
-            interval=Interval.parse(doc["interval"]),
-            open_time=doc["open_time"],
-            close_time=doc["close_time"],
-            trades=doc["trades"],
-            is_closed=doc.get("is_closed", True),
-            source=Source(doc.get("source", "rest")),
-            event_time=doc.get("event_time"),
-            **{name: doc[name] for name in DECIMAL_FIELDS},
-        )
+V = TypeVar("V")
+P = TypeVar("P")
+
+
+class CandleAccumulator(Generic[P, V]):
+    """The exchange's rule for a coarser candle, fed finer candles oldest first.
+
+    Open is the first open, close the last close, high/low the extremes, volumes and trade
+    counts the sums, and it is closed only when every part is. Written once for two value
+    types: ``aggregate`` feeds Decimals, resampling feeds the store's exact (coefficient,
+    exponent) parts; ``add`` and ``greater`` are the arithmetic of that type. Open and
+    close (type ``P``) are carried as given, never computed on.
+    """
+
+    __slots__ = ("_add", "_greater", "open", "high", "low", "close", "volumes", "trades", "closed")
+
+    def __init__(
+        self,
+        add: Callable[[V, V], V],
+        greater: Callable[[V, V], bool],
+        open: P,
+        high: V,
+        low: V,
+        close: P,
+        volumes: Sequence[V],
+        trades: int,
+        closed: bool,
+    ) -> None:
+        self._add, self._greater = add, greater
+        self.open, self.high, self.low, self.close = open, high, low, close
+        self.volumes = list(volumes)
+        self.trades, self.closed = trades, closed
+
+    def push(
+        self, high: V, low: V, close: P, volumes: Sequence[V], trades: int, closed: bool
+    ) -> None:
+        """Fold in the next (later) candle."""
+        if self._greater(high, self.high):
+            self.high = high
+        if self._greater(self.low, low):
+            self.low = low
+        self.close = close
+        sums, add = self.volumes, self._add
+        for i, value in enumerate(volumes):
+            sums[i] = add(sums[i], value)
+        self.trades += trades
+        self.closed = self.closed and closed
+
+
+_VOLUMES = attrgetter(*VOLUME_FIELDS)
 
 
 def aggregate(candles: Sequence[Candle], interval: Interval) -> Candle:
     """Combine consecutive candles (ascending) into one candle of ``interval``.
 
-    Open is the first open, close the last close, high/low the extremes, and volumes and
-    trade counts the sums: exactly how the exchange builds a coarser kline from finer ones.
+    Exactly how the exchange builds a coarser kline from finer ones (see CandleAccumulator).
     """
     if not candles:
         raise ValidationError("cannot aggregate zero candles")
     first, last = candles[0], candles[-1]
+    acc: CandleAccumulator[Decimal, Decimal] = CandleAccumulator(
+        operator.add,
+        operator.gt,
+        first.open,
+        first.high,
+        first.low,
+        first.close,
+        _VOLUMES(first),
+        first.trades,
+        first.is_closed,
+    )
+    for c in candles[1:]:
+        acc.push(c.high, c.low, c.close, _VOLUMES(c), c.trades, c.is_closed)
     open_ms = interval.floor(first.open_ms)
+    volume, quote_volume, taker_base, taker_quote = acc.volumes
     return Candle(
         symbol=first.symbol,
         interval=interval,
         open_time=ms_to_dt(open_ms),
         close_time=ms_to_dt(interval.close_time(open_ms)),
-        open=first.open,
-        high=max(c.high for c in candles),
-        low=min(c.low for c in candles),
-        close=last.close,
-        volume=sum((c.volume for c in candles), Decimal(0)),
-        quote_volume=sum((c.quote_volume for c in candles), Decimal(0)),
-        taker_buy_base_volume=sum((c.taker_buy_base_volume for c in candles), Decimal(0)),
-        taker_buy_quote_volume=sum((c.taker_buy_quote_volume for c in candles), Decimal(0)),
-        trades=sum(c.trades for c in candles),
-        is_closed=all(c.is_closed for c in candles),
+        open=acc.open,
+        high=acc.high,
+        low=acc.low,
+        close=acc.close,
+        volume=volume,
+        quote_volume=quote_volume,
+        taker_buy_base_volume=taker_base,
+        taker_buy_quote_volume=taker_quote,
+        trades=acc.trades,
+        is_closed=acc.closed,
         source=first.source,
         event_time=last.event_time,
     )

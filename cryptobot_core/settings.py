@@ -13,8 +13,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptobot_core.errors import ConfigError
+from cryptobot_core.exchange.exchange_info import SYMBOL_RE
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cryptobot_api.bodies import features_body, gaps_body, stats_body
 from cryptobot_api.deps import EndDep, IntervalDep, LimitDep, QueryDep, StartDep, SymbolDep
 from cryptobot_api.errors import ERROR_RESPONSES
 from cryptobot_api.routes._json import CoreJSONResponse
@@ -27,7 +28,7 @@ def get_stats(
 
     Default window: the last max(24 h, 30 intervals) up to the newest closed candle.
     """
-    return CoreJSONResponse(query.stats(symbol, interval, start=start, end=end))
+    return CoreJSONResponse(stats_body(query.stats(symbol, interval, start=start, end=end)))
 
 
 @features_router.get("/{symbol}", response_model=FeaturesPublic, responses=_RESPONSES)
@@ -39,7 +40,9 @@ def get_features(
     limit: LimitDep = DEFAULT_LIMIT,
 ) -> CoreJSONResponse:
     """Rows of candle_features_15m with open_time in [start, end), oldest first."""
-    return CoreJSONResponse(query.features(symbol, start=start, end=end, limit=limit))
+    return CoreJSONResponse(
+        features_body(query.features(symbol, start=start, end=end, limit=limit))
+    )
 
 
 @gaps_router.get("/{symbol}", response_model=GapsPublic, responses=_RESPONSES)
@@ -57,4 +60,4 @@ def get_gaps(
 ) -> CoreJSONResponse:
     """Runs of missing closed candles in [start, end) (default: the last 24 h of data)."""
     parse_dataset(dataset)
-    return CoreJSONResponse(query.gaps(symbol, dataset, start=start, end=end))
+    return CoreJSONResponse(gaps_body(query.gaps(symbol, dataset, start=start, end=end)))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cryptobot_api.bodies import latest_body, page_body
 from cryptobot_api.deps import EndDep, IntervalDep, LimitDep, QueryDep, StartDep, SymbolDep
 from cryptobot_api.errors import ERROR_RESPONSES
 from cryptobot_api.routes._json import CoreJSONResponse
@@ -56,7 +57,7 @@ def get_candles(
         cursor=cursor,
         include_open=include_open,
     )
-    return CoreJSONResponse(page.to_json())
+    return CoreJSONResponse(page_body(page))
 
 
 @router.get("/{symbol}/latest", response_model=LatestPublic, responses=_RESPONSES)
@@ -72,4 +73,4 @@ def get_latest(
 ) -> CoreJSONResponse:
     """The newest stored candle, open or closed (see ``is_closed``)."""
     parsed = parse_interval(interval, (Interval.M1, Interval.M15))
-    return CoreJSONResponse(query.latest(symbol, parsed))
+    return CoreJSONResponse(latest_body(query.latest(symbol, parsed)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from cryptobot_api.bodies import freshness_body, heartbeats_body
 from cryptobot_api.deps import QueryDep, SettingsDep
 from cryptobot_api.routes._json import CoreJSONResponse
 from cryptobot_api.schemas import HealthPublic, ReadyPublic
@@ -46,8 +47,8 @@ def readiness(query: MarketQuery, settings: Settings) -> tuple[int, dict[str, ob
         "status": "ready",
         "store": {"reachable": True, "error": None},
         "exchange": exchange,
-        "datasets": datasets,
-        "stream": stream,
+        "datasets": freshness_body(datasets),
+        "stream": heartbeats_body(stream),
     }
 
 

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from cryptobot_api.bodies import candle_body
 from cryptobot_api.deps import QueryDep, SymbolDep
 from cryptobot_api.errors import ERROR_RESPONSES
 from cryptobot_api.schemas import ErrorPublic
 from cryptobot_core.errors import StoreError
-from cryptobot_core.models import dt_to_ms
 from cryptobot_core.query import MarketQuery
 from cryptobot_core.store import STREAMING_1M
 
@@ -52,8 +52,8 @@ async def candle_events(request: Request, query: MarketQuery, symbol: str) -> As
     while not await request.is_disconnected():
         try:
             if since is None:
-                newest = await run_in_threadpool(query.newest, STREAMING_1M, symbol)
-                start = dt_to_ms(newest["open_time"]) if newest else query.now_ms() - 60_000
+                newest = await run_in_threadpool(query.newest_open_ms, STREAMING_1M, symbol)
+                start = newest if newest is not None else query.now_ms() - 60_000
                 # The first read marks recent candles as seen; only the newest is sent.
                 fresh, since = await run_in_threadpool(query.updates, symbol, start, seen)
                 fresh = fresh[-1:]
@@ -68,7 +68,8 @@ async def candle_events(request: Request, query: MarketQuery, symbol: str) -> As
             continue
         store_down = False
         for candle in fresh:
-            yield f"event: candle\ndata: {json.dumps(candle, separators=(',', ':'))}\n\n"
+            frame = json.dumps(candle_body(candle), separators=(",", ":"))
+            yield f"event: candle\ndata: {frame}\n\n"
             last_sent = time.monotonic()
         if time.monotonic() - last_sent >= KEEPALIVE_S:
             yield ": keep-alive\n\n"

@@ -15,11 +15,12 @@ from cryptobot_assets.history.partitions import (
     history_partitions,
     split_keys,
 )
-from cryptobot_assets.resources import ExchangeResource
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.features import compute_features, feature_documents, require_java
-from cryptobot_core.history import HistoryBatch, fetch_days
+from cryptobot_core.history import INTERVAL, HistoryBatch, fetch_days
 from cryptobot_core.settings import Settings
+from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M
 
 # Every exchange-bound step takes a slot in this Dagster concurrency pool, so however many
 # backfill runs are queued only `limit` of them call the exchange at once.
@@ -31,7 +32,7 @@ KLINES_KEY = dg.AssetKey("klines_15m")
 FEATURES_AUTOMATION = dg.AutomationCondition.eager().without(
     dg.AutomationCondition.in_latest_time_window()
 )
-FEATURES_KEY = dg.AssetKey("candle_features_15m")
+FEATURES_KEY = dg.AssetKey(FEATURES_15M)
 
 
 def _describe(partitions: list[tuple[str, date]]) -> str:
@@ -78,27 +79,26 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
         io_manager_key="mongo_io_manager",
         group_name="history",
         kinds={"python", "mongodb"},
-        metadata={"collection": "historical_data_15m", "interval": "15m"},
+        metadata={"collection": HISTORICAL_15M, "interval": INTERVAL.value},
     )
     def klines_15m(
-        context: dg.AssetExecutionContext, exchange: ExchangeResource
+        context: dg.AssetExecutionContext, config: CryptobotSettingsResource
     ) -> dg.Output[HistoryBatch]:
         """Binance 15-minute candles of one UTC day per symbol, stored in historical_data_15m."""
         partitions = split_keys(context.partition_keys)
         what = _describe(partitions)
-        client = exchange.client()
         try:
-            # The exchange's clock decides what is closed: the still-open candle is never stored.
-            now_ms = client.server_time_ms()
-            batch = fetch_days(client, partitions, now_ms)
+            with config.exchange_client() as client:
+                # The exchange's clock decides what is closed: the still-open candle is never
+                # stored.
+                now_ms = client.server_time_ms()
+                batch = fetch_days(client, partitions, now_ms)
         except CryptobotError as exc:
             # Nothing was written: the run fails as a whole and a re-run fetches it all again.
             raise dg.Failure(
                 description=f"klines_15m {what}: {exc}",
                 metadata={"partitions": len(partitions)},
             ) from None
-        finally:
-            client.close()
         summary = batch.summary()
         context.log.info(
             "klines_15m %s: %d candles fetched for %d partitions, %d missing on the exchange",
@@ -112,7 +112,7 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
                 "exchange has no 15m candle for %s at %s (%s)",
                 gap.symbol,
                 gap.open_time.isoformat(),
-                gap.reason.value,
+                gap.reason,
             )
         return dg.Output(batch, metadata=_json_safe(summary))
 
@@ -142,7 +142,7 @@ def build_features_asset(settings: Settings) -> dg.AssetsDefinition:
         io_manager_key="mongo_io_manager",
         group_name="history",
         kinds={"spark", "mongodb"},
-        metadata={"collection": "candle_features_15m"},
+        metadata={"collection": FEATURES_15M},
     )
     def candle_features_15m(
         context: dg.AssetExecutionContext, pyspark: LazyPySparkResource, klines_15m: CandleWindow

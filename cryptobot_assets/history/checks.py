@@ -10,11 +10,10 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-from pymongo.database import Database
 
 from cryptobot_assets.history.assets import KLINES_KEY
 from cryptobot_assets.history.partitions import SYMBOLS_PARTITIONS_NAME, keys_of_run, split_keys
-from cryptobot_assets.resources import MongoResource
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.history import (
     CheckOutcome,
@@ -23,6 +22,7 @@ from cryptobot_core.history import (
     check_ohlc,
     check_uniqueness,
 )
+from cryptobot_core.store import Store
 
 
 def check_scope(context: dg.AssetCheckExecutionContext) -> list[tuple[str, date]]:
@@ -46,51 +46,57 @@ def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetC
 
 
 def _run(
-    mongo: MongoResource,
-    fn: Callable[[Database[dict[str, Any]]], CheckOutcome],
+    config: CryptobotSettingsResource,
+    fn: Callable[[Store], CheckOutcome],
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
-    client = mongo.client()
     try:
-        return _result(fn(mongo.database(client)), severity)
+        with config.open_store() as store:
+            return _result(fn(store), severity)
     except CryptobotError as exc:
         raise dg.Failure(description=str(exc)) from None
-    finally:
-        client.close()
 
 
 @dg.asset_check(asset=KLINES_KEY, name="completeness", blocking=False)
 def completeness(
-    context: dg.AssetCheckExecutionContext, mongo: MongoResource
+    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
 ) -> dg.AssetCheckResult:
     """Every expected 15m candle is stored, or recorded as an exchange-side gap with its reason."""
     scope = check_scope(context)
-    return _run(mongo, lambda db: check_completeness(db, scope))
+    return _run(config, lambda store: check_completeness(store, scope))
 
 
 @dg.asset_check(asset=KLINES_KEY, name="uniqueness")
-def uniqueness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+def uniqueness(
+    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+) -> dg.AssetCheckResult:
     """No (symbol, open_time) is stored twice."""
     scope = check_scope(context)
-    return _run(mongo, lambda db: check_uniqueness(db, scope))
+    return _run(config, lambda store: check_uniqueness(store, scope))
 
 
 @dg.asset_check(asset=KLINES_KEY, name="ohlc_sanity")
 def ohlc_sanity(
-    context: dg.AssetCheckExecutionContext, mongo: MongoResource
+    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
 ) -> dg.AssetCheckResult:
     """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
     scope = check_scope(context)
-    return _run(mongo, lambda db: check_ohlc(db, scope))
+    return _run(config, lambda store: check_ohlc(store, scope))
 
 
 @dg.asset_check(asset=KLINES_KEY, name="freshness")
-def freshness(context: dg.AssetCheckExecutionContext, mongo: MongoResource) -> dg.AssetCheckResult:
+def freshness(
+    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+) -> dg.AssetCheckResult:
     """Yesterday (UTC), the latest closed day, is loaded for every symbol."""
     symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
     now_ms = int(time.time() * 1000)
     # A warning, not an error: between 00:00 and the 00:15 daily update it is expected.
-    return _run(mongo, lambda db: check_freshness(db, symbols, now_ms), dg.AssetCheckSeverity.WARN)
+    return _run(
+        config,
+        lambda store: check_freshness(store, symbols, now_ms),
+        dg.AssetCheckSeverity.WARN,
+    )
 
 
 history_checks = [completeness, uniqueness, ohlc_sanity, freshness]

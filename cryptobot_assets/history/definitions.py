@@ -14,22 +14,24 @@ from cryptobot_assets.history.sensors import (
     history_catch_up_sensor,
     symbols_sensor,
 )
-from cryptobot_assets.resources import common_resources
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.features import spark_config
 from cryptobot_core.settings import Settings
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """The history assets, checks, jobs, schedules and sensors."""
-    shared = common_resources(settings)
+def build_defs(
+    settings: Settings, config: CryptobotSettingsResource | None = None
+) -> dg.Definitions:
+    """The history assets, checks, jobs, schedules and sensors (``config``: the shared resource)."""
+    config = config or CryptobotSettingsResource.from_settings(settings)
     return dg.Definitions(
         assets=[build_klines_asset(settings), build_features_asset(settings)],
         asset_checks=history_checks,
         schedules=[daily_history_update],
         sensors=[symbols_sensor, history_catch_up_sensor, features_automation_sensor],
         resources={
-            **shared,
-            "mongo_io_manager": MongoIOManager(mongo=shared["mongo"]),
+            "config": config,
+            "mongo_io_manager": MongoIOManager(config=config),
             # Lazy: the session (and the Java check) happens only when the features run.
             "pyspark": LazyPySparkResource(spark_config=spark_config(settings.spark_master)),
         },

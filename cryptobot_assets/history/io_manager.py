@@ -12,9 +12,9 @@ from typing import Any
 import dagster as dg
 
 from cryptobot_assets.history.partitions import split_keys
-from cryptobot_assets.resources import MongoResource
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
-from cryptobot_core.features import LOOKBACK, ensure_feature_indexes, write_features
+from cryptobot_core.features import LOOKBACK
 from cryptobot_core.history import (
     HistoryBatch,
     day_start,
@@ -45,57 +45,48 @@ class FeatureRows:
 class MongoIOManager(dg.ConfigurableIOManager):
     """Stores history outputs in MongoDB with per-partition idempotent upserts."""
 
-    mongo: dg.ResourceDependency[MongoResource]
+    config: dg.ResourceDependency[CryptobotSettingsResource]
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Ensure the unique indexes once per run, before anything is written."""
-        client = self.mongo.client()
         try:
-            db = self.mongo.database(client)
-            ensure_history_indexes(db)
-            ensure_feature_indexes(db)
+            with self.config.open_store() as store:
+                ensure_history_indexes(store)
+                store.features.ensure_indexes()
         except CryptobotError as exc:
             raise dg.Failure(description=str(exc)) from None
-        finally:
-            client.close()
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         """Write ``obj`` into the asset's collection and report row counts."""
-        client = self.mongo.client()
+        if obj is None:
+            return
+        if not isinstance(obj, HistoryBatch | FeatureRows):
+            raise dg.Failure(
+                description=f"MongoIOManager cannot store a {type(obj).__name__}; "
+                "expected HistoryBatch or FeatureRows"
+            )
         try:
-            db = self.mongo.database(client)
-            if isinstance(obj, HistoryBatch):
-                res = write_batch(db, obj)
-                context.add_output_metadata(
-                    {
+            with self.config.open_store() as store:
+                if isinstance(obj, HistoryBatch):
+                    res = write_batch(store, obj)
+                    metadata: dict[str, Any] = {
                         "collection": HISTORICAL_15M,
                         "candles_written": res.inserted,
                         "candles_already_stored": res.unchanged,
                         "gaps_recorded": res.gaps_recorded,
                         "dagster/row_count": obj.candle_count,
                     }
-                )
-            elif isinstance(obj, FeatureRows):
-                fres = write_features(db, obj.docs)
-                context.add_output_metadata(
-                    {
+                else:
+                    fres = store.features.write(obj.docs)
+                    metadata = {
                         "collection": FEATURES_15M,
                         "rows_inserted": fres.inserted,
                         "rows_updated": fres.updated,
                         "dagster/row_count": len(obj.docs),
                     }
-                )
-            elif obj is None:
-                return
-            else:
-                raise dg.Failure(
-                    description=f"MongoIOManager cannot store a {type(obj).__name__}; "
-                    "expected HistoryBatch or FeatureRows"
-                )
         except CryptobotError as exc:
             raise dg.Failure(description=str(exc)) from None
-        finally:
-            client.close()
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> CandleWindow:
         """Candles of the upstream partitions, starting LOOKBACK earlier for rolling windows."""
@@ -108,13 +99,11 @@ class MongoIOManager(dg.ConfigurableIOManager):
         symbols = tuple(sorted({s for s, _ in pairs}))
         start = day_start(days[0])
         end = day_start(days[-1]) + timedelta(days=1)
-        client = self.mongo.client()
         try:
-            rows = load_range(self.mongo.database(client), symbols, start - LOOKBACK, end)
+            with self.config.open_store() as store:
+                rows = load_range(store, symbols, start - LOOKBACK, end)
         except CryptobotError as exc:
             raise dg.Failure(description=str(exc)) from None
-        finally:
-            client.close()
         context.log.info(
             "loaded %d candles of %s for %s..%s (+%s look-back)",
             len(rows),

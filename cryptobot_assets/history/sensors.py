@@ -11,17 +11,12 @@ from cryptobot_assets.history.partitions import (
     range_tags,
     symbols_partitions,
 )
-from cryptobot_assets.resources import CryptobotSettingsResource, ExchangeResource
+from cryptobot_assets.resources import CryptobotSettingsResource
+from cryptobot_assets.runs import ACTIVE_RUN_STATUSES
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.history import contiguous_ranges, missing_partitions
 
 CATCH_UP_TAG = "cryptobot/catch_up"
-_ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 @dg.sensor(
@@ -34,7 +29,6 @@ _ACTIVE = [
 def symbols_sensor(
     context: dg.SensorEvaluationContext,
     config: CryptobotSettingsResource,
-    exchange: ExchangeResource,
 ) -> dg.SensorResult | dg.SkipReason:
     """Sync the ``symbols`` dynamic partitions with CRYPTOBOT_SYMBOLS; unknown ones are rejected."""
     try:
@@ -46,15 +40,13 @@ def symbols_sensor(
     to_remove = sorted(current - set(wanted))
     valid: list[str] = []
     if to_add:
-        client = exchange.client()
         try:
-            valid, bad = client.check_symbols(to_add)
+            with config.exchange_client() as client:
+                valid, bad = client.check_symbols(to_add)
         except CryptobotError as exc:
             # Not a crash: the exchange may be down; the next tick tries again.
             context.log.error(f"cannot validate symbols {to_add} on the exchange: {exc}")
             return dg.SkipReason(f"exchange unavailable, symbols not synced: {exc}")
-        finally:
-            client.close()
         for symbol, reason in sorted(bad.items()):
             context.log.error(
                 f"symbol {symbol} rejected: {reason}. It is not added to the history "
@@ -99,7 +91,7 @@ def history_catch_up_sensor(
     if start > yesterday:
         return dg.SkipReason(f"start date {start} is after yesterday: nothing to catch up")
     active = context.instance.get_runs(
-        filters=dg.RunsFilter(statuses=_ACTIVE, tags={CATCH_UP_TAG: "true"}), limit=1
+        filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={CATCH_UP_TAG: "true"}), limit=1
     )
     if active:
         return dg.SkipReason("catch-up runs are still queued or running")

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.stream.assets import STREAMING_ASSET_KEY
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_core.models import ms_to_dt
 from cryptobot_core.stream.reconcile import reconcile
 
@@ -14,13 +14,10 @@ from cryptobot_core.stream.reconcile import reconcile
     description="For every closed 15-minute window present in both datasets, the 15 stored "
     "1m candles aggregate exactly to the 15m candle in historical_data_15m.",
 )
-def reconciles_with_historical_15m(stream: StreamResource) -> dg.AssetCheckResult:
+def reconciles_with_historical_15m(config: CryptobotSettingsResource) -> dg.AssetCheckResult:
     """Compare every overlapping 15-minute window."""
-    client = stream.client()
-    try:
-        report = reconcile(client[stream.settings().database])
-    finally:
-        client.close()
+    with config.open_store() as store:
+        report = reconcile(store)
     sample = [
         f"{m.symbol} {ms_to_dt(m.open_ms).isoformat()}: "
         + ", ".join(f"{k} 1m={a} 15m={b}" for k, (a, b) in m.fields.items())

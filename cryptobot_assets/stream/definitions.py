@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.stream.assets import streaming_data_1m
 from cryptobot_assets.stream.checks import reconciles_with_historical_15m
 from cryptobot_assets.stream.jobs import stream_consumer_job, stream_producer_job, stream_repair_job
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_assets.stream.sensors import build_supervisor
 from cryptobot_core.settings import Settings
 
@@ -27,13 +27,15 @@ def build_repair_schedule(settings: Settings) -> dg.ScheduleDefinition:
     )
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    """The stream assets, checks, jobs, schedules and sensors."""
+def build_defs(
+    settings: Settings, config: CryptobotSettingsResource | None = None
+) -> dg.Definitions:
+    """The stream assets, checks, jobs, schedules and sensors (``config``: the shared resource)."""
     return dg.Definitions(
         assets=[streaming_data_1m],
         asset_checks=[reconciles_with_historical_15m],
         jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
         sensors=[build_supervisor(settings)],
         schedules=[build_repair_schedule(settings)],
-        resources={"stream": StreamResource.from_settings(settings)},
+        resources={"config": config or CryptobotSettingsResource.from_settings(settings)},
     )

@@ -11,8 +11,8 @@ from typing import Any
 
 import dagster as dg
 
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.stream.assets import STREAMING_ASSET_KEY
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_core.stream.consumer import StreamConsumer
 from cryptobot_core.stream.producer import StreamProducer
 from cryptobot_core.stream.repair import repair
@@ -49,9 +49,9 @@ def run_until_terminated(
 
 
 @dg.op(description="Stream Binance 1m klines from the WebSocket into Kafka until terminated.")
-def run_stream_producer(context: dg.OpExecutionContext, stream: StreamResource) -> None:
+def run_stream_producer(context: dg.OpExecutionContext, config: CryptobotSettingsResource) -> None:
     """Run the producer loop."""
-    settings = stream.settings()
+    settings = config.settings()
     stats = run_until_terminated(
         context, lambda stop: StreamProducer(settings, run_id=context.run_id).run(stop)
     )
@@ -59,9 +59,9 @@ def run_stream_producer(context: dg.OpExecutionContext, stream: StreamResource) 
 
 
 @dg.op(description="Consume the kline topic into MongoDB streaming_data_1m until terminated.")
-def run_stream_consumer(context: dg.OpExecutionContext, stream: StreamResource) -> None:
+def run_stream_consumer(context: dg.OpExecutionContext, config: CryptobotSettingsResource) -> None:
     """Run the consumer loop."""
-    settings = stream.settings()
+    settings = config.settings()
     stats = run_until_terminated(
         context, lambda stop: StreamConsumer(settings, run_id=context.run_id).run(stop)
     )
@@ -69,9 +69,9 @@ def run_stream_consumer(context: dg.OpExecutionContext, stream: StreamResource) 
 
 
 @dg.op(description="Fill missing closed minutes of streaming_data_1m from REST 1m klines.")
-def repair_stream_gaps(context: dg.OpExecutionContext, stream: StreamResource) -> None:
+def repair_stream_gaps(context: dg.OpExecutionContext, config: CryptobotSettingsResource) -> None:
     """Detect and repair gaps, and record what was done on the streaming asset."""
-    report = repair(stream.settings())
+    report = repair(config.settings())
     context.log_event(
         dg.AssetObservation(
             asset_key=STREAMING_ASSET_KEY,

@@ -8,25 +8,19 @@ from typing import Any
 
 import dagster as dg
 
+from cryptobot_assets.resources import CryptobotSettingsResource
+from cryptobot_assets.runs import ACTIVE_RUN_STATUSES
 from cryptobot_assets.stream.assets import STREAMING_ASSET_KEY
 from cryptobot_assets.stream.jobs import stream_consumer_job, stream_producer_job, stream_repair_job
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import DEAD_LETTERS, STREAMING_1M, store_errors
+from cryptobot_core.store import Store
 from cryptobot_core.stream.heartbeat import read_heartbeats
-from cryptobot_core.stream.repair import open_gaps
 from cryptobot_core.stream.supervision import Action, ActiveRun, decide
 
 log = logging.getLogger(__name__)
 
 JOBS = {"producer": stream_producer_job.name, "consumer": stream_consumer_job.name}
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def _now() -> datetime:
@@ -35,7 +29,9 @@ def _now() -> datetime:
 
 def active_runs(instance: dg.DagsterInstance, job_name: str) -> list[ActiveRun]:
     """Runs of ``job_name`` that are queued, starting or started."""
-    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE))
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE_RUN_STATUSES)
+    )
     out = []
     for rec in records:
         started = rec.start_time
@@ -65,16 +61,13 @@ def _metadata(stats: dict[str, Any], key: str) -> Any:
     return value if isinstance(value, int | float | bool | str) else None
 
 
-def observe(db: Any, heartbeats: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
+def observe(store: Store, heartbeats: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
     """Metadata for the AssetObservation on streaming_data_1m."""
     consumer = heartbeats.get("consumer", {}).get("stats", {})
     producer = heartbeats.get("producer", {}).get("stats", {})
-    with store_errors("observing the stream"):
-        newest = db[STREAMING_1M].find_one(
-            {}, {"event_time": 1, "close_time": 1}, sort=[("event_time", -1)]
-        )
-        dead = db[DEAD_LETTERS].estimated_document_count()
-        candles = db[STREAMING_1M].estimated_document_count()
+    newest = store.stream.newest_event_doc()
+    dead = store.dead_letters.estimated_count()
+    candles = store.stream.estimated_count()
     meta: dict[str, Any] = {"candles": candles, "dead_letters": dead}
     if newest is not None:
         t = newest.get("event_time") or newest["close_time"]
@@ -111,28 +104,30 @@ def build_supervisor(settings: Settings) -> dg.SensorDefinition:
         else dg.DefaultSensorStatus.STOPPED,
     )
     def stream_supervisor(
-        context: dg.SensorEvaluationContext, stream: StreamResource
+        context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
     ) -> dg.SensorResult:
         """One supervision tick."""
-        return supervise(context, stream, stale_s=stale_s, grace_s=grace_s)
+        return supervise(context, config, stale_s=stale_s, grace_s=grace_s)
 
     return stream_supervisor
 
 
 def supervise(
-    context: dg.SensorEvaluationContext, stream: StreamResource, *, stale_s: float, grace_s: float
+    context: dg.SensorEvaluationContext,
+    config: CryptobotSettingsResource,
+    *,
+    stale_s: float,
+    grace_s: float,
 ) -> dg.SensorResult:
     """Launch missing runs, relaunch hung ones, request repair, observe the stream."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = _now()
     instance = context.instance
-    client = stream.client()
     requests: list[dg.RunRequest] = []
     events: list[dg.AssetObservation] = []
-    try:
-        db = client[stream.settings().database]
+    with config.open_store() as store:
         try:
-            heartbeats = read_heartbeats(db)
+            heartbeats = read_heartbeats(store.heartbeats)
             readable = True
         except CryptobotError as exc:
             # Without heartbeats only "missing run" can be decided; hung runs wait a tick.
@@ -162,9 +157,9 @@ def supervise(
                     )
                 )
         try:
-            gaps = open_gaps(db)
+            gaps = store.stream_gaps.open()
             if gaps and not active_runs(instance, stream_repair_job.name):
-                ids = hashlib.sha1("|".join(g["_id"] for g in gaps).encode()).hexdigest()[:16]
+                ids = hashlib.sha1("|".join(g.id for g in gaps).encode()).hexdigest()[:16]
                 requests.append(
                     dg.RunRequest(
                         run_key=f"repair-{ids}",
@@ -174,11 +169,9 @@ def supervise(
                 )
             events.append(
                 dg.AssetObservation(
-                    asset_key=STREAMING_ASSET_KEY, metadata=observe(db, heartbeats, now)
+                    asset_key=STREAMING_ASSET_KEY, metadata=observe(store, heartbeats, now)
                 )
             )
         except CryptobotError as exc:
             context.log.warning(f"store unavailable, no observation this tick: {exc}")
-    finally:
-        client.close()
     return dg.SensorResult(run_requests=requests, asset_events=events, cursor=json.dumps(cursor))

@@ -10,8 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cryptobot_core.dagster_client import BackfillStatus, DagsterClient, DagsterError
 from cryptobot_core.errors import InvalidSymbolError, ValidationError
+from cryptobot_core.exchange.exchange_info import SYMBOL_RE
 from cryptobot_core.history import plan_backfill
-from cryptobot_core.settings import SYMBOL_RE, get_settings
+from cryptobot_core.settings import get_settings
 
 KLINES_ASSET = "klines_15m"
 SYMBOLS_PARTITIONS = "symbols"

@@ -13,7 +13,7 @@ import typer
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.models import dt_to_ms
 from cryptobot_core.settings import Settings, get_settings
-from cryptobot_core.store import STREAMING_1M, CandleStore, connect, store_errors
+from cryptobot_core.store import STREAMING_1M, open_store
 
 app = typer.Typer(help="Live stream commands.", no_args_is_help=True)
 
@@ -42,21 +42,14 @@ def reset(
     yes: bool = typer.Option(False, "--yes", "-y", help="Skip the confirmation (for scripts)."),
 ) -> None:
     """Delete every candle in streaming_data_1m and the recorded stream gaps."""
-    from cryptobot_core.stream.producer import STREAM_GAPS
-
     settings = get_settings()
     target = f"{settings.database}.{STREAMING_1M}"
     if not yes and not typer.confirm(f"Delete all streaming candles in {target}?", default=False):
         typer.echo("aborted; nothing deleted")
         raise typer.Exit(1)
-    client = connect(settings)
-    try:
-        db = client[settings.database]
-        deleted = CandleStore(db, STREAMING_1M).delete_all()
-        with store_errors("clearing stream gaps"):
-            db[STREAM_GAPS].delete_many({})
-    finally:
-        client.close()
+    with open_store(settings) as store:
+        deleted = store.stream.delete_all()
+        store.stream_gaps.delete_all()
     typer.echo(f"deleted {deleted} candles from {target}")
 
 

@@ -10,9 +10,14 @@ Errors raised (all from :mod:`cryptobot_core.errors`)::
     ExchangeUnavailable      5xx, timeouts, connection errors after bounded retries
 """
 
-from cryptobot_core.exchange.exchange_info import ExchangeInfo, RateLimit, SymbolInfo
+from cryptobot_core.exchange.exchange_info import (
+    ExchangeInfo,
+    RateLimit,
+    SymbolInfo,
+    normalize_symbol,
+)
 from cryptobot_core.exchange.ratelimit import WeightBudget
-from cryptobot_core.exchange.rest import BinanceClient, ClientStats, normalize_symbol, windows
+from cryptobot_core.exchange.rest import BinanceClient, ClientStats, windows
 from cryptobot_core.exchange.ws import (
     KlineStream,
     MalformedFrame,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptobot_core.errors import BinanceAPIError
+from cryptobot_core.errors import BinanceAPIError, ValidationError
 
 # Paths and request weights: exchange quirks kept as data in one place.
 PING_PATH = "/api/v3/ping"
@@ -28,9 +28,23 @@ WEIGHTS = {PING_PATH: 1, TIME_PATH: 1, EXCHANGE_INFO_PATH: 20, KLINES_PATH: 2}
 KLINES_PAGE_LIMIT = 1000
 USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
 TRADING = "TRADING"
+# The one symbol rule: Binance spot symbols are 2-20 upper-case letters or digits.
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+# What a user may type for a symbol (any case: normalize_symbol upper-cases it), as a plain
+# pattern for API schemas.
+SYMBOL_INPUT_PATTERN = SYMBOL_RE.pattern.replace("A-Z", "A-Za-z")
 
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+def normalize_symbol(symbol: object) -> str:
+    """Upper-case a symbol and check its shape (2-20 letters or digits, e.g. BTCUSDT)."""
+    if not isinstance(symbol, str):
+        raise ValidationError(f"symbol must be a string like BTCUSDT, got {symbol!r}")
+    normalized = symbol.strip().upper()
+    if not SYMBOL_RE.match(normalized):
+        raise ValidationError(f"symbol must be 2-20 letters or digits like BTCUSDT, got {symbol!r}")
+    return normalized
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,11 @@ from cryptobot_core.exchange.exchange_info import (
     KLINES_PAGE_LIMIT,
     KLINES_PATH,
     PING_PATH,
-    SYMBOL_RE,
     TIME_PATH,
     USED_WEIGHT_HEADER,
     WEIGHTS,
     ExchangeInfo,
+    normalize_symbol,
 )
 from cryptobot_core.exchange.ratelimit import Reservation, WeightBudget
 from cryptobot_core.intervals import Interval
@@ -66,16 +66,6 @@ class ClientStats:
     server_errors: int = 0  # 5xx responses
     transport_errors: int = 0  # timeouts and connection errors
     weight_reserved: int = 0
-
-
-def normalize_symbol(symbol: str) -> str:
-    """Upper-case a symbol and check its shape, raising ValidationError naming it."""
-    if not isinstance(symbol, str):
-        raise ValidationError(f"symbol must be a string like BTCUSDT, got {symbol!r}")
-    sym = symbol.strip().upper()
-    if not SYMBOL_RE.match(sym):
-        raise ValidationError(f"invalid symbol {symbol!r}: use 2-20 letters/digits like BTCUSDT")
-    return sym
 
 
 def _check_range(start_ms: int, end_ms: int) -> None:

@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from cryptobot_core.errors import ExchangeError, ValidationError
-from cryptobot_core.exchange.rest import normalize_symbol
+from cryptobot_core.exchange.exchange_info import normalize_symbol
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dt_to_ms
 

@@ -25,12 +25,11 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from pymongo import MongoClient, UpdateOne
 
 from cryptobot_core.errors import BrokerUnavailable, StoreError
 from cryptobot_core.models import Candle, dt_to_ms
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import DEAD_LETTERS, STREAMING_1M, CandleStore, connect, store_errors
+from cryptobot_core.store import DeadLetter, open_store
 from cryptobot_core.stream import kafka as kafka_util
 from cryptobot_core.stream.heartbeat import Heartbeat
 from cryptobot_core.stream.messages import MessageError, collapse, decode, now_ms
@@ -80,23 +79,6 @@ class ConsumerStats:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message the consumer could not accept, with the reason."""
-
-    reason: str
-    raw: str
-    topic: str
-    partition: int
-    offset: int
-    at: datetime
-
-    @property
-    def id(self) -> str:
-        """Idempotency key: a replayed batch rewrites the same doc."""
-        return f"{self.topic}:{self.partition}:{self.offset}"
-
-
 class StreamConsumer:
     """Runs the consumer loop until ``stop`` is set."""
 
@@ -114,10 +96,9 @@ class StreamConsumer:
         self.max_records = max_records
         self.backoff_max_s = backoff_max_s
         self.stats = ConsumerStats()
-        self._client: MongoClient[dict[str, Any]] = connect(settings)
-        self._db = self._client[settings.database]
-        self.store = CandleStore(self._db, STREAMING_1M)
-        self.heartbeat = Heartbeat(self._db, "consumer", run_id)
+        self._store = open_store(settings)
+        self.store = self._store.stream
+        self.heartbeat = Heartbeat(self._store.heartbeats, "consumer", run_id)
         self._consumer: KafkaConsumer | None = None
         self._dl_producer: KafkaProducer | None = None
         self._read_up_to: dict[TopicPartition, int] = {}
@@ -285,19 +266,7 @@ class StreamConsumer:
     def _record_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
-        ops = []
-        for d in dead:
-            doc = {
-                "reason": d.reason,
-                "raw": d.raw,
-                "topic": d.topic,
-                "partition": d.partition,
-                "offset": d.offset,
-                "at": d.at,
-            }
-            ops.append(UpdateOne({"_id": d.id}, {"$setOnInsert": doc}, upsert=True))
-        with store_errors(f"writing {len(ops)} dead letters"):
-            self._db[DEAD_LETTERS].bulk_write(ops, ordered=False)
+        self._store.dead_letters.record(dead)
         for d in dead:
             log.warning("dead letter %s: %s", d.id, d.reason)
         self._publish_dead_letters(dead)
@@ -310,14 +279,7 @@ class StreamConsumer:
                     self.settings, client_id="cryptobot-stream-dead-letters"
                 )
             for d in dead:
-                body = {
-                    "reason": d.reason,
-                    "raw": d.raw,
-                    "topic": d.topic,
-                    "partition": d.partition,
-                    "offset": d.offset,
-                    "at": d.at.isoformat(),
-                }
+                body = {**d.to_document(), "at": d.at.isoformat()}
                 self._dl_producer.send(
                     self.settings.kafka_dead_letter_topic,
                     key=d.id.encode(),
@@ -406,4 +368,4 @@ class StreamConsumer:
             except Exception as exc:
                 log.debug("dead-letter producer close: %s", exc)
             self._dl_producer = None
-        self._client.close()
+        self._store.close()

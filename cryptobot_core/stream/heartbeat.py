@@ -15,10 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.database import Database
-
 from cryptobot_core.errors import StoreError
-from cryptobot_core.store import HEARTBEATS, store_errors
+from cryptobot_core.store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +30,14 @@ class Heartbeat:
 
     def __init__(
         self,
-        db: Database[dict[str, Any]],
+        store: HeartbeatStore,
         role: str,
         run_id: str | None = None,
         every_s: float = BEAT_EVERY_S,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-        self.collection = db[HEARTBEATS]
+        self.store = store
         self.role = role
         self.run_id = run_id or f"pid-{os.getpid()}"
         self.every_s = every_s
@@ -64,8 +62,7 @@ class Heartbeat:
             "stats": stats,
         }
         try:
-            with store_errors(f"writing the {self.role} heartbeat"):
-                self.collection.replace_one({"_id": self.role}, doc, upsert=True)
+            self.store.write(self.role, doc)
         except StoreError as exc:
             log.warning("heartbeat not written: %s", exc)
             return False
@@ -73,10 +70,9 @@ class Heartbeat:
         return True
 
 
-def read_heartbeats(db: Database[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def read_heartbeats(heartbeats: HeartbeatStore) -> dict[str, dict[str, Any]]:
     """The latest heartbeat doc of each role that has one."""
-    with store_errors("reading stream heartbeats"):
-        return {doc["_id"]: doc for doc in db[HEARTBEATS].find({"_id": {"$in": list(ROLES)}})}
+    return heartbeats.read(ROLES)
 
 
 def is_stale(

@@ -20,25 +20,23 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from pymongo import MongoClient
 
 from cryptobot_core.errors import BrokerUnavailable, StoreError
-from cryptobot_core.models import Candle, ms_to_dt
+from cryptobot_core.models import Candle
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import connect, store_errors
+from cryptobot_core.store import StreamGap, open_store
 from cryptobot_core.stream import kafka as kafka_util
 from cryptobot_core.stream.heartbeat import Heartbeat
 from cryptobot_core.stream.messages import encode_candle, encode_event, encode_malformed
 
 log = logging.getLogger(__name__)
 
-STREAM_GAPS = "stream_gaps"
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 STREAM_CLOSE_TIMEOUT_S = 10.0
@@ -289,12 +287,11 @@ class StreamProducer:
         self.settings = settings
         self.symbols = [s.upper() for s in (symbols or settings.symbols)]
         self.stats = ProducerStats()
-        self._client: MongoClient[dict[str, Any]] = connect(settings)
-        self._db = self._client[settings.database]
-        self.heartbeat = Heartbeat(self._db, "producer", run_id)
+        self._store = open_store(settings)
+        self.heartbeat = Heartbeat(self._store.heartbeats, "producer", run_id)
         self.spool = Spool(spool_path or settings.data_dir / "stream" / "producer-spool.jsonl")
         self._stream_factory = stream_factory or self._default_stream
-        self._pending_gaps: list[dict[str, Any]] = []
+        self._pending_gaps: list[StreamGap] = []
         self._rate_mark = (time.monotonic(), 0)
         self.sender: KafkaSender | None = None
         self._stream: Any = None
@@ -343,7 +340,7 @@ class StreamProducer:
                 log.warning("the kline stream did not close within %ss", STREAM_CLOSE_TIMEOUT_S)
             self._sync_stream_stats(stream)
             await asyncio.to_thread(self._beat, True)
-            self._client.close()
+            self._store.close()
         return self.stats
 
     async def _pump(self, stream: Any) -> None:
@@ -376,8 +373,9 @@ class StreamProducer:
                 if item.missed_from_ms is not None
                 else to_ms - to_ms % 86_400_000
             )
-            self._pending_gaps.append(gap_doc(list(item.symbols), from_ms, to_ms, str(item.reason)))
-            log.warning("stream gap %s", self._pending_gaps[-1]["_id"])
+            gap = StreamGap.of_span(item.symbols, from_ms, to_ms, str(item.reason))
+            self._pending_gaps.append(gap)
+            log.warning("stream gap %s", gap.id)
         else:
             log.error("unexpected item from the kline stream: %r", item)
 
@@ -403,32 +401,10 @@ class StreamProducer:
             return
         gaps, self._pending_gaps = self._pending_gaps, []
         try:
-            record_gaps(self._db, gaps)
+            self._store.stream_gaps.record(gaps)
         except StoreError as exc:
             log.warning("gaps kept in memory until the store is back: %s", exc)
             self._pending_gaps = gaps + self._pending_gaps
-
-
-def gap_doc(
-    symbols: list[str], missed_from_ms: int, missed_to_ms: int, reason: str
-) -> dict[str, Any]:
-    """A ``stream_gaps`` document (idempotent _id from its span)."""
-    return {
-        "_id": f"{missed_from_ms}-{missed_to_ms}-{','.join(sorted(symbols))}"[:500],
-        "symbols": sorted(symbols),
-        "missed_from": ms_to_dt(missed_from_ms),
-        "missed_to": ms_to_dt(missed_to_ms),
-        "reason": reason,
-        "detected_at": datetime.now(UTC),
-        "repaired": False,
-    }
-
-
-def record_gaps(db: Any, gaps: list[dict[str, Any]]) -> None:
-    """Upsert gap docs so repair can find them."""
-    with store_errors("recording stream gaps"):
-        for g in gaps:
-            db[STREAM_GAPS].update_one({"_id": g["_id"]}, {"$setOnInsert": g}, upsert=True)
 
 
 async def _iterate(stream: Any) -> AsyncIterator[Any]:

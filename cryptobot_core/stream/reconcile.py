@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from pymongo.database import Database
 
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import DECIMAL_FIELDS, Candle, aggregate
-from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M, CandleStore
+from cryptobot_core.store import Store
 
 M15 = Interval.M15
 COMPARED = (*DECIMAL_FIELDS, "trades")
@@ -50,12 +47,9 @@ def compare(minutes: Sequence[Candle], quarter: Candle) -> dict[str, tuple[str, 
     return out
 
 
-def reconcile(
-    db: Database[dict[str, Any]], symbols: Sequence[str] | None = None
-) -> ReconcileReport:
+def reconcile(store: Store, symbols: Sequence[str] | None = None) -> ReconcileReport:
     """Compare every closed 15m window present in both streaming_data_1m and historical_data_15m."""
-    stream = CandleStore(db, STREAMING_1M)
-    history = CandleStore(db, HISTORICAL_15M)
+    stream, history = store.stream, store.history(M15)
     report = ReconcileReport()
     for symbol in symbols or stream.symbols():
         first = stream.find(symbol, limit=1)

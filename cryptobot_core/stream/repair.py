@@ -14,13 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo.database import Database
-
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Source, dt_to_ms, ms_to_dt
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import STREAMING_1M, CandleStore, connect, store_errors
-from cryptobot_core.stream.producer import STREAM_GAPS
+from cryptobot_core.store import CandleStore, StreamGap, open_store
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +68,15 @@ def spans(minutes: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def open_gaps(db: Database[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Recorded gaps not yet repaired."""
-    with store_errors("reading stream gaps"):
-        return list(db[STREAM_GAPS].find({"repaired": False}).sort("missed_from", 1))
-
-
 def scan_window(
-    now_ms: int, gaps: Sequence[dict[str, Any]], since_ms: int | None = None
+    now_ms: int, gaps: Sequence[StreamGap], since_ms: int | None = None
 ) -> tuple[int, int]:
     """[start, end) to scan: from the UTC day start (or ``since_ms``, or the oldest open gap)
     up to the last minute that has closed at ``now_ms``."""
     end = M1.floor(now_ms)
     start = since_ms if since_ms is not None else end - (end % DAY_MS)
     for g in gaps:
-        start = min(start, M1.floor(dt_to_ms(g["missed_from"])))
+        start = min(start, M1.floor(dt_to_ms(g.missed_from)))
     return start, end
 
 
@@ -102,48 +93,40 @@ def repair(
 
     own_client = client is None
     rest = client or BinanceClient.from_settings(settings)
-    mongo = connect(settings)
     try:
-        db = mongo[settings.database]
-        store = CandleStore(db, STREAMING_1M)
-        store.ensure_indexes()
-        gaps = open_gaps(db)
-        now = now_ms if now_ms is not None else rest.server_time_ms()
-        start, end = scan_window(now, gaps, since_ms)
-        report = RepairReport(start, end)
-        for symbol in symbols or settings.symbols:
-            holes = missing_minutes(store, symbol, start, end)
-            report.missing[symbol] = len(holes)
-            written = 0
-            for lo, hi in spans(holes):
-                candles = [
-                    c.with_source(Source.REPAIR)
-                    for c in rest.klines(symbol, M1, lo, hi)
-                    if c.is_closed
-                ]
-                store.upsert(candles)
-                written += len(candles)
-            report.repaired[symbol] = written
-            report.unavailable[symbol] = len(holes) - written
-            if holes:
-                log.info(
-                    "repaired %d of %d missing minutes of %s in [%s, %s)",
-                    written,
-                    len(holes),
-                    symbol,
-                    ms_to_dt(start),
-                    ms_to_dt(end),
-                )
-        with store_errors("marking gaps repaired"):
-            for g in gaps:
-                if dt_to_ms(g["missed_to"]) <= end:
-                    db[STREAM_GAPS].update_one(
-                        {"_id": g["_id"]},
-                        {"$set": {"repaired": True, "repaired_until": ms_to_dt(end)}},
+        with open_store(settings) as db:
+            store = db.stream
+            store.ensure_indexes()
+            gaps = db.stream_gaps.open()
+            now = now_ms if now_ms is not None else rest.server_time_ms()
+            start, end = scan_window(now, gaps, since_ms)
+            report = RepairReport(start, end)
+            for symbol in symbols or settings.symbols:
+                holes = missing_minutes(store, symbol, start, end)
+                report.missing[symbol] = len(holes)
+                written = 0
+                for lo, hi in spans(holes):
+                    candles = [
+                        c.with_source(Source.REPAIR)
+                        for c in rest.klines(symbol, M1, lo, hi)
+                        if c.is_closed
+                    ]
+                    store.upsert(candles)
+                    written += len(candles)
+                report.repaired[symbol] = written
+                report.unavailable[symbol] = len(holes) - written
+                if holes:
+                    log.info(
+                        "repaired %d of %d missing minutes of %s in [%s, %s)",
+                        written,
+                        len(holes),
+                        symbol,
+                        ms_to_dt(start),
+                        ms_to_dt(end),
                     )
-                    report.gaps_resolved += 1
-        return report
+            covered = [g for g in gaps if dt_to_ms(g.missed_to) <= end]
+            report.gaps_resolved = db.stream_gaps.mark_repaired(covered, ms_to_dt(end))
+            return report
     finally:
-        mongo.close()
         if own_client:
             rest.close()

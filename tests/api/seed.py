@@ -19,6 +19,7 @@ from cryptobot_core.store import (
     HISTORICAL_15M,
     STREAMING_1M,
     CandleStore,
+    candle_document,
 )
 
 
@@ -84,7 +85,7 @@ def seed(db: Database[dict[str, Any]], mkt: Market) -> None:
                 "symbol": "BTCUSDT",
                 "open_time": ms_to_dt(t),
                 "close_time": ms_to_dt(t + 899_999),
-                "close": history.find("BTCUSDT", ms_to_dt(t), ms_to_dt(t + 1))[0].to_document()[
+                "close": candle_document(history.find("BTCUSDT", ms_to_dt(t), ms_to_dt(t + 1))[0])[
                     "close"
                 ],
                 "log_return": math.nan if i == 0 else 0.001 * i,

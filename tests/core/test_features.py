@@ -191,19 +191,19 @@ def test_decimal_inputs_are_accepted(spark: Any) -> None:
 
 
 def test_write_features_inserts_then_replaces_on_recomputation(mongo_db: Any) -> None:
-    from cryptobot_core.features import ensure_feature_indexes, write_features
-    from cryptobot_core.store import FEATURES_15M
+    from cryptobot_core.store import FEATURES_15M, FeatureStore
 
-    ensure_feature_indexes(mongo_db)
+    store = FeatureStore(mongo_db)
+    store.ensure_indexes()
     rows = make_rows()[:3]
     feats = [
         {"symbol": r["symbol"], "open_time": r["open_time"], **dict.fromkeys(FEATURE_FIELDS, 0.5)}
         for r in rows
     ]
-    first = write_features(mongo_db, feature_documents(feats, rows, computed_at=START))
+    first = store.write(feature_documents(feats, rows, computed_at=START))
     assert (first.inserted, first.updated) == (3, 0)
     feats[1]["vwap"] = 2.0
-    again = write_features(mongo_db, feature_documents(feats, rows, computed_at=START))
+    again = store.write(feature_documents(feats, rows, computed_at=START))
     assert (again.inserted, again.updated, again.unchanged) == (0, 1, 2)
     stored = list(mongo_db[FEATURES_15M].find({}, {"_id": 0}).sort("open_time", 1))
     assert len(stored) == 3 and [d["vwap"] for d in stored] == [0.5, 2.0, 0.5]

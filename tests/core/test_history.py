@@ -14,7 +14,6 @@ from pymongo.database import Database
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.history import (
     CANDLES_PER_DAY,
-    HISTORY_GAPS_15M,
     INTERVAL,
     GapReason,
     HistoryBatch,
@@ -35,7 +34,7 @@ from cryptobot_core.history import (
     write_batch,
 )
 from cryptobot_core.models import Candle, ms_to_dt
-from cryptobot_core.store import HISTORICAL_15M
+from cryptobot_core.store import HISTORICAL_15M, HISTORY_GAPS_15M, Store, candle_document
 
 DAY = date(2025, 3, 10)
 NOW_MS = day_bounds_ms(date(2025, 3, 20))[0]
@@ -164,7 +163,7 @@ def test_missing_partitions_lists_undone_days_per_symbol() -> None:
 
 
 def test_ohlc_problems_names_each_violation() -> None:
-    good = candle("BTCUSDT", day_bounds_ms(DAY)[0]).to_document()
+    good = candle_document(candle("BTCUSDT", day_bounds_ms(DAY)[0]))
     assert ohlc_problems(good) == []
     bad = dict(
         good,
@@ -186,13 +185,13 @@ def _batch(holes: Iterable[int] = (), days: Sequence[date] = (DAY,)) -> HistoryB
 
 
 def test_write_batch_is_idempotent_and_records_gaps(mongo_db: Database[dict[str, Any]]) -> None:
-    ensure_history_indexes(mongo_db)
+    ensure_history_indexes(Store(mongo_db))
     times = expected_open_times(DAY)
     batch = _batch(holes=[times[3]])
-    first = write_batch(mongo_db, batch)
+    first = write_batch(Store(mongo_db), batch)
     assert (first.inserted, first.unchanged, first.gaps_recorded) == (95, 0, 1)
     snapshot = list(mongo_db[HISTORICAL_15M].find({}, {"_id": 0}).sort("open_time", 1))
-    again = write_batch(mongo_db, batch)
+    again = write_batch(Store(mongo_db), batch)
     assert (again.inserted, again.unchanged) == (0, 95)
     assert list(mongo_db[HISTORICAL_15M].find({}, {"_id": 0}).sort("open_time", 1)) == snapshot
     gaps = list(mongo_db[HISTORY_GAPS_15M].find({}, {"_id": 0}))
@@ -200,7 +199,7 @@ def test_write_batch_is_idempotent_and_records_gaps(mongo_db: Database[dict[str,
         (ms_to_dt(times[3]), "exchange_outage")
     ]
     # The exchange later serves the candle: the re-run fills it and forgets the gap.
-    filled = write_batch(mongo_db, _batch())
+    filled = write_batch(Store(mongo_db), _batch())
     assert filled.inserted == 1
     assert mongo_db[HISTORY_GAPS_15M].count_documents({}) == 0
     assert mongo_db[HISTORICAL_15M].count_documents({}) == 96
@@ -209,37 +208,37 @@ def test_write_batch_is_idempotent_and_records_gaps(mongo_db: Database[dict[str,
 def test_checks_pass_on_complete_data_and_flag_unexplained_holes(
     mongo_db: Database[dict[str, Any]],
 ) -> None:
-    ensure_history_indexes(mongo_db)
+    ensure_history_indexes(Store(mongo_db))
     times = expected_open_times(DAY)
-    write_batch(mongo_db, _batch(holes=[times[7]]))
+    write_batch(Store(mongo_db), _batch(holes=[times[7]]))
     scope = [("BTCUSDT", DAY)]
-    ok = check_completeness(mongo_db, scope)
+    ok = check_completeness(Store(mongo_db), scope)
     assert ok.passed and ok.details["exchange_gaps"] == 1 and ok.details["present"] == 95
-    assert check_uniqueness(mongo_db, scope).passed
-    assert check_ohlc(mongo_db, scope).passed
+    assert check_uniqueness(Store(mongo_db), scope).passed
+    assert check_ohlc(Store(mongo_db), scope).passed
     # A candle lost on our side (not an exchange gap) fails completeness and names it.
     mongo_db[HISTORICAL_15M].delete_one({"open_time": ms_to_dt(times[20])})
-    lost = check_completeness(mongo_db, scope)
+    lost = check_completeness(Store(mongo_db), scope)
     assert not lost.passed
     assert lost.details["unexplained_sample"] == [f"BTCUSDT {ms_to_dt(times[20]).isoformat()}"]
     # A broken candle fails the OHLC check.
     mongo_db[HISTORICAL_15M].update_one(
         {"open_time": ms_to_dt(times[30])}, {"$set": {"low": Decimal128("100.2")}}
     )
-    sanity = check_ohlc(mongo_db, scope)
+    sanity = check_ohlc(Store(mongo_db), scope)
     assert not sanity.passed and sanity.details["violations"] == 1
 
 
 def test_freshness_wants_yesterday_for_every_symbol(mongo_db: Database[dict[str, Any]]) -> None:
-    ensure_history_indexes(mongo_db)
+    ensure_history_indexes(Store(mongo_db))
     yesterday = DAY
     now = day_bounds_ms(DAY + timedelta(days=1))[0] + 3_600_000
-    write_batch(mongo_db, fetch_days(RecordingClient(), [("BTCUSDT", yesterday)], now))
-    fresh = check_freshness(mongo_db, ["BTCUSDT"], now)
+    write_batch(Store(mongo_db), fetch_days(RecordingClient(), [("BTCUSDT", yesterday)], now))
+    fresh = check_freshness(Store(mongo_db), ["BTCUSDT"], now)
     assert fresh.passed
-    stale = check_freshness(mongo_db, ["BTCUSDT", "ETHUSDT"], now)
+    stale = check_freshness(Store(mongo_db), ["BTCUSDT", "ETHUSDT"], now)
     assert not stale.passed and stale.details["stale"] == ["ETHUSDT"]
-    later = check_freshness(mongo_db, ["BTCUSDT"], now + 86_400_000)
+    later = check_freshness(Store(mongo_db), ["BTCUSDT"], now + 86_400_000)
     assert not later.passed
 
 
@@ -248,10 +247,10 @@ def test_a_concurrent_insert_of_the_same_key_counts_as_already_stored(
 ) -> None:
     from cryptobot_core.store import insert_ignoring_duplicates
 
-    ensure_history_indexes(mongo_db)
+    ensure_history_indexes(Store(mongo_db))
     coll = mongo_db[HISTORICAL_15M]
     times = expected_open_times(DAY)
-    docs = [candle("BTCUSDT", t).to_document() for t in times[:3]]
+    docs = [candle_document(candle("BTCUSDT", t)) for t in times[:3]]
     coll.insert_one(dict(docs[1]))  # another writer got there first
     assert insert_ignoring_duplicates(coll, [dict(d) for d in docs]) == 2
     assert coll.count_documents({}) == 3

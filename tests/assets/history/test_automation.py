@@ -16,8 +16,8 @@ from tests.assets.history.conftest import START, TODAY
 
 
 def evaluate(sensor: dg.SensorDefinition, instance: Any, defs: dg.Definitions) -> Any:
-    """Evaluate ``sensor`` once with the resources sensors use (config and exchange)."""
-    resources = {k: defs.resources[k] for k in ("config", "exchange")}
+    """Evaluate ``sensor`` once with the resource sensors use (the one settings resource)."""
+    resources = {"config": defs.resources["config"]}
     with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
         return sensor(ctx)
 

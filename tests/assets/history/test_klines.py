@@ -13,13 +13,12 @@ from cryptobot_assets.definitions import build_defs
 from cryptobot_assets.history.assets import FEATURES_KEY, KLINES_KEY
 from cryptobot_assets.history.checks import history_checks
 from cryptobot_assets.history.partitions import partition_key, range_tags
-from cryptobot_core.history import HISTORY_GAPS_15M
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import ms_to_dt
 from cryptobot_core.services import free_port
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer
-from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M
+from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M, HISTORY_GAPS_15M
 from tests.assets.history.conftest import START, TODAY, day_ms, point_at
 from tests.fixtures.simulator import MakeSimulator
 
@@ -125,14 +124,11 @@ def test_an_unknown_symbol_fails_the_run_clearly_and_writes_nothing(
 
 
 def test_a_store_that_is_down_fails_the_run_with_a_clear_message(
-    hist_settings: Settings, instance: Any
+    hist_settings: Settings, instance: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    down = hist_settings.model_copy(
-        update={
-            "mongo_uri": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
-            "mongo_timeout_ms": 300,
-        }
-    )
+    down_uri = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    monkeypatch.setenv("CRYPTOBOT_MONGO_URI", down_uri)
+    down = hist_settings.model_copy(update={"mongo_uri": down_uri, "mongo_timeout_ms": 300})
     res = run(build_defs(down), instance, partition_key=str(partition_key("BTCUSDT", DAY1)))
     assert not res.success
     text = " ".join(

@@ -1,3 +1,3 @@
 """Reuse the stream fixtures (per-test topics and groups)."""
 
-from tests.stream.conftest import consumer_thread, stream_settings  # noqa: F401
+from tests.core.stream.conftest import consumer_thread, stream_settings  # noqa: F401

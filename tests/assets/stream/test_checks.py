@@ -9,8 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.stream.checks import reconciles_with_historical_15m
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
@@ -39,7 +39,9 @@ def _load(sim: SimulatorServer, mongo_db: Any, *, tamper: bool) -> None:
 
 
 def _run(settings: Settings) -> dg.AssetCheckResult:
-    result = reconciles_with_historical_15m(stream=StreamResource.from_settings(settings))
+    result = reconciles_with_historical_15m(
+        config=CryptobotSettingsResource.from_settings(settings)
+    )
     assert isinstance(result, dg.AssetCheckResult)
     return result
 

@@ -9,14 +9,13 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.stream import sensors
 from cryptobot_assets.stream.definitions import build_defs
 from cryptobot_assets.stream.jobs import stream_consumer_job, stream_producer_job
-from cryptobot_assets.stream.resources import StreamResource
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import HEARTBEATS, STREAMING_1M, CandleStore
-from cryptobot_core.stream.producer import STREAM_GAPS, gap_doc
-from tests.stream.conftest import T0, make_candle
+from cryptobot_core.store import HEARTBEATS, STREAMING_1M, CandleStore, StreamGap, StreamGapStore
+from tests.core.stream.conftest import T0, make_candle
 
 
 def _tick(
@@ -25,7 +24,7 @@ def _tick(
     ctx = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"stream": StreamResource.from_settings(settings)},
+        resources={"config": CryptobotSettingsResource.from_settings(settings)},
     )
     result = sensors.build_supervisor(settings)(ctx)
     assert isinstance(result, dg.SensorResult)
@@ -104,7 +103,7 @@ def test_supervisor_keeps_healthy_runs_and_relaunches_a_stale_one(
 
 
 def test_supervisor_requests_repair_for_recorded_gaps(settings: Settings, mongo_db: Any) -> None:
-    mongo_db[STREAM_GAPS].insert_one(gap_doc(["BTCUSDT"], T0, T0 + 180_000, "reconnect"))
+    StreamGapStore(mongo_db).record([StreamGap.of_span(["BTCUSDT"], T0, T0 + 180_000, "reconnect")])
     with dg.DagsterInstance.ephemeral() as instance:
         first = _tick(instance, settings)
     repairs = [r for r in first.run_requests or [] if r.job_name == "stream_repair_job"]

@@ -19,7 +19,7 @@ from cryptobot_core import services
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
 from cryptobot_core.store import HEARTBEATS
-from tests.stream.conftest import subprocess_env, wait_until
+from tests.core.stream.conftest import subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
 

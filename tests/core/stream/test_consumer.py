@@ -15,7 +15,7 @@ from cryptobot_core.models import Candle, ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.store import DEAD_LETTERS, STREAMING_1M, CandleStore
 from cryptobot_core.stream.messages import encode_candle, encode_event
-from tests.stream.conftest import (
+from tests.core.stream.conftest import (
     T0,
     ConsumerThread,
     committed,

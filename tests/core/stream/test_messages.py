@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka import TopicPartition
 
+from cryptobot_core.store import StreamGap
 from cryptobot_core.stream.kafka import lag
 from cryptobot_core.stream.messages import (
     MessageError,
@@ -21,7 +22,7 @@ from cryptobot_core.stream.messages import (
 )
 from cryptobot_core.stream.repair import scan_window, spans
 from cryptobot_core.stream.supervision import Action, ActiveRun, decide
-from tests.stream.conftest import T0, make_candle
+from tests.core.stream.conftest import T0, make_candle
 
 
 def test_envelope_round_trip_keeps_decimal_strings() -> None:
@@ -100,7 +101,7 @@ def test_spans_and_scan_window() -> None:
     assert spans([]) == []
     now = T0 + 3_600_000 + 30_000
     assert scan_window(now, []) == (T0, T0 + 3_600_000)
-    gap = {"missed_from": datetime.fromtimestamp((T0 - 90_000) / 1000, UTC)}
+    gap = StreamGap.of_span(["BTCUSDT"], T0 - 90_000, T0, "reconnect")
     assert scan_window(now, [gap]) == (T0 - 120_000, T0 + 3_600_000)
 
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from cryptobot_core.models import Candle, Source
-from cryptobot_core.store import STREAMING_1M, CandleStore
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cryptobot_core.models import DECIMAL_FIELDS, Candle, Source
+from cryptobot_core.store import (
+    STREAMING_1M,
+    CandleStore,
+    SymbolSpan,
+    candle_document,
+    candle_from_document,
+)
 
 
 def _candle(minute: int, *, close: str, event_s: int, closed: bool) -> Candle:
@@ -80,3 +89,34 @@ def test_insert_missing_adds_only_new_candles_and_never_rewrites(mongo_db):
     assert (again.inserted, again.unchanged) == (1, 1)
     assert [c.close for c in store.find("BTCUSDT")] == [Decimal("100.00000000")] * 3
     assert mongo_db[STREAMING_1M].count_documents({}) == 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.decimals(min_value=0, max_value=10**12, places=8, allow_nan=False),
+        min_size=8,
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_document_mapping_round_trips_exact_decimals(values: list[Decimal], closed: bool) -> None:
+    original = _candle(5, close="1", event_s=30, closed=closed)
+    fields = dict(zip(DECIMAL_FIELDS, values, strict=True))
+    candle = Candle(**{**{f: getattr(original, f) for f in original.__slots__}, **fields})
+    back = candle_from_document(candle_document(candle))
+    assert back == candle
+    assert [str(getattr(back, f)) for f in DECIMAL_FIELDS] == [str(v) for v in values]
+
+
+def test_symbol_spans_and_estimated_count(mongo_db):
+    store = CandleStore(mongo_db, STREAMING_1M)
+    store.upsert([_candle(m, close="100.00000000", event_s=59, closed=True) for m in (0, 1, 4)])
+    (span,) = store.symbol_spans()
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    assert span == SymbolSpan("BTCUSDT", first, first + timedelta(minutes=4), 3)
+    assert store.estimated_count() == 3 and store.symbols() == ["BTCUSDT"]
+    assert store.open_times("BTCUSDT", first, first + timedelta(minutes=2)) == [
+        first,
+        first + timedelta(minutes=1),
+    ]

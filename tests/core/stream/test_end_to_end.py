@@ -17,10 +17,10 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.models import DECIMAL_FIELDS, Candle, Source, ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import Faults, SimClock, SimulatorServer, default_symbols
-from cryptobot_core.store import DEAD_LETTERS, STREAMING_1M, CandleStore
-from cryptobot_core.stream.producer import STREAM_GAPS, StreamProducer
+from cryptobot_core.store import DEAD_LETTERS, STREAM_GAPS, STREAMING_1M, CandleStore
+from cryptobot_core.stream.producer import StreamProducer
 from cryptobot_core.stream.repair import missing_minutes, repair
-from tests.stream.conftest import ConsumerThread, subprocess_env, wait_until
+from tests.core.stream.conftest import ConsumerThread, subprocess_env, wait_until
 
 M1 = Interval.M1
 DAY0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC

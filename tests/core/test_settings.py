@@ -14,7 +14,7 @@ import pytest
 from cryptobot_core.errors import ConfigError
 from cryptobot_core.settings import Settings, get_settings, load_settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = REPO / ".env.example"
 # Variables in .env.example that are not Settings fields, on purpose.
 NOT_SETTINGS = {

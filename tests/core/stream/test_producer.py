@@ -9,7 +9,7 @@ from cryptobot_core import services
 from cryptobot_core.settings import Settings
 from cryptobot_core.stream.messages import decode, encode_candle
 from cryptobot_core.stream.producer import KafkaSender, ProducerStats, Spool
-from tests.stream.conftest import T0, make_candle, read_topic, wait_until
+from tests.core.stream.conftest import T0, make_candle, read_topic, wait_until
 
 
 def test_spool_round_trip(tmp_path: Path) -> None:

@@ -19,7 +19,14 @@ from cryptobot_core.settings import Settings
 from cryptobot_core.store import STREAMING_1M, CandleStore
 from cryptobot_core.stream.messages import encode_candle
 from cryptobot_core.stream.producer import StreamProducer
-from tests.stream.conftest import T0, ConsumerThread, committed, make_candle, send_raw, wait_until
+from tests.core.stream.conftest import (
+    T0,
+    ConsumerThread,
+    committed,
+    make_candle,
+    send_raw,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 

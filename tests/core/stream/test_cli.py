@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 
 from cryptobot_core.cli import app
 from cryptobot_core.settings import Settings, get_settings
-from cryptobot_core.store import STREAMING_1M, CandleStore
-from cryptobot_core.stream.producer import STREAM_GAPS, gap_doc
-from tests.stream.conftest import T0, make_candle, subprocess_env
+from cryptobot_core.store import STREAM_GAPS, STREAMING_1M, CandleStore, StreamGap, StreamGapStore
+from tests.core.stream.conftest import T0, make_candle, subprocess_env
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def _fill(mongo_db: Any) -> None:
     CandleStore(mongo_db, STREAMING_1M).upsert(
         [make_candle("BTCUSDT", T0 + i * 60_000) for i in range(3)]
     )
-    mongo_db[STREAM_GAPS].insert_one(gap_doc(["BTCUSDT"], T0, T0 + 60_000, "test"))
+    StreamGapStore(mongo_db).record([StreamGap.of_span(["BTCUSDT"], T0, T0 + 60_000, "test")])
 
 
 def test_reset_asks_and_keeps_data_when_declined(cli_env: None, mongo_db: Any) -> None:

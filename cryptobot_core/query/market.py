@@ -1,0 +1,517 @@
+"""MarketQuery: everything the REST API answers, decided here, framework-free.
+
+Range queries, server-side resampling, stats, latest, features, gaps, summaries and the
+live updates, as typed rows (``cryptobot_core.query.rows``). Reads go through the store's
+repositories; every read is bounded on ``open_time`` (see ``cryptobot_core.store.series``),
+so "newest" lookups probe widening windows back from now instead of sorting the whole
+history.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptobot_core.concurrency import SingleFlight
+from cryptobot_core.errors import ValidationError
+from cryptobot_core.intervals import Interval
+from cryptobot_core.models import DECIMAL_FIELDS, dt_to_ms, ms_to_dt
+from cryptobot_core.query.params import (
+    DATASETS,
+    DEFAULT_LIMIT,
+    MAX_MS,
+    MAX_WINDOW_SLOTS,
+    MIN_MS,
+    NATIVE_INTERVALS,
+    SERVED_INTERVALS,
+    check_limit,
+    check_range,
+    decode_cursor,
+    encode_cursor,
+    parse_dataset,
+    parse_interval,
+)
+from cryptobot_core.query.resample import resample, window_stats
+from cryptobot_core.query.rows import (
+    CandlePage,
+    CandleRow,
+    DatasetFreshness,
+    DatasetSpan,
+    FeaturePage,
+    FeatureRow,
+    GapReport,
+    GapRun,
+    HeartbeatAge,
+    LatestCandle,
+    StatsReport,
+    SymbolSummary,
+    iso,
+)
+from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M, STREAMING_1M, CandleStore, Store
+from cryptobot_core.store.codec import stored_float, stored_text
+from cryptobot_core.store.features import FEATURE_FIELDS
+from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
+
+# Live updates re-read this far behind the newest candle already sent.
+UPDATE_LOOKBACK_MS = 3 * 60_000
+# Windows (ms back from now) probed to find the newest candle, widest last (None = all).
+_NEWEST_WINDOWS: tuple[int | None, ...] = (2 * 3_600_000, 2 * 86_400_000, 40 * 86_400_000, None)
+# Only what a candle response needs: less for the store to send and for pymongo to decode.
+CANDLE_PROJECTION = {
+    "_id": 0,
+    "open_time": 1,
+    "trades": 1,
+    "is_closed": 1,
+    **dict.fromkeys(DECIMAL_FIELDS, 1),
+}
+UPDATE_PROJECTION = {**CANDLE_PROJECTION, "ingested_at": 1, "event_time": 1}
+_HEARTBEAT_ROLES = ("producer", "consumer")
+
+
+class UnknownSymbolError(ValidationError):
+    """No dataset holds any candle of this symbol."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        super().__init__(f"no data for symbol {symbol!r}")
+
+
+def _now_ms() -> int:
+    return dt_to_ms(datetime.now(UTC))
+
+
+def _ceil(interval: Interval, ms: int) -> int:
+    t = interval.floor(ms)
+    return t if t == ms else interval.open_after(t)
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = stored_float(value)
+    return number if math.isfinite(number) else None
+
+
+def candle_row(doc: Mapping[str, Any], interval: Interval) -> CandleRow:
+    """A stored candle document as a served row (exact decimal strings, ISO times)."""
+    open_time = doc["open_time"]
+    return CandleRow(
+        iso(open_time),
+        iso(open_time + timedelta(milliseconds=interval.ms - 1)),
+        stored_text(doc["open"]),
+        stored_text(doc["high"]),
+        stored_text(doc["low"]),
+        stored_text(doc["close"]),
+        stored_text(doc["volume"]),
+        stored_text(doc["quote_volume"]),
+        stored_text(doc["taker_buy_base_volume"]),
+        stored_text(doc["taker_buy_quote_volume"]),
+        int(doc["trades"]),
+        bool(doc.get("is_closed", True)),
+    )
+
+
+@dataclass
+class MarketQuery:
+    """Read-only queries over the candle, feature and heartbeat collections of one store."""
+
+    store: Store
+    now_ms: Callable[[], int] = _now_ms
+    summary_ttl_s: float = 30.0
+    _summary: tuple[float, list[SymbolSummary]] | None = field(default=None, init=False)
+    _summary_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _newest_hint: dict[tuple[str, str, bool], int] = field(default_factory=dict, init=False)
+    _flights: SingleFlight = field(default_factory=SingleFlight, init=False)
+    _candles: dict[str, CandleStore] = field(default_factory=dict, init=False)
+    _series: dict[str, SeriesCollection] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._candles = {
+            HISTORICAL_15M: self.store.history(Interval.M15),
+            STREAMING_1M: self.store.stream,
+        }
+        self._series = {**self._candles, FEATURES_15M: self.store.features}
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        self.store.ping()
+
+    def _find(
+        self,
+        collection: str,
+        symbol: str,
+        lo_ms: int,
+        hi_ms: int,
+        *,
+        closed_only: bool = False,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._series[collection].range_docs(
+            symbol,
+            ms_to_dt(max(lo_ms, MIN_MS)),
+            ms_to_dt(min(hi_ms, MAX_MS)),
+            closed_only=closed_only,
+            fields=projection,
+        )
+
+    def _newest(
+        self, collection: str, symbol: str, *, closed_only: bool = False
+    ) -> dict[str, Any] | None:
+        """The newest document of ``symbol`` (probing widening windows back from now).
+
+        Concurrent callers asking the same question share one read: twenty clients polling
+        ``latest`` cost the store one query at a time, not twenty queued ones. An answer is
+        never older than the read in flight when the caller arrived.
+        """
+        key = (collection, symbol, closed_only)
+        return self._flights.do(key, lambda: self._read_newest(collection, symbol, key))
+
+    def _read_newest(
+        self, collection: str, symbol: str, key: tuple[str, str, bool]
+    ) -> dict[str, Any] | None:
+        hint = self._newest_hint.get(key)
+        # The last newest seen is a lower bound while nothing is deleted: probe from there
+        # first, then widening windows back from now (re-checked, so never a stale answer).
+        floors: list[int | None] = [] if hint is None else [hint]
+        now = self.now_ms()
+        floors += [now - w if w is not None else None for w in _NEWEST_WINDOWS]
+        found = self._series[collection].newest_doc(
+            symbol,
+            [None if f is None else ms_to_dt(max(f, MIN_MS)) for f in floors],
+            closed_only=key[2],
+            fields=CANDLE_PROJECTION,
+        )
+        if found is None:
+            self._newest_hint.pop(key, None)
+            return None
+        self._newest_hint[key] = dt_to_ms(found["open_time"])
+        return found
+
+    def newest_open_ms(self, collection: str, symbol: str) -> int | None:
+        """Open time (ms) of the newest document of ``symbol`` in ``collection``, if any."""
+        doc = self._newest(collection, symbol)
+        return None if doc is None else dt_to_ms(doc["open_time"])
+
+    def has_symbol(self, symbol: str) -> bool:
+        """True when any dataset holds a document of ``symbol``."""
+        return any(series.has_symbol(symbol) for series in self._series.values())
+
+    def require_symbol(self, symbol: str) -> None:
+        """Raise UnknownSymbolError unless some dataset has the symbol."""
+        if not self.has_symbol(symbol):
+            raise UnknownSymbolError(symbol)
+
+    # -- candles --------------------------------------------------------------------------
+
+    def candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        include_open: bool = False,
+    ) -> CandlePage:
+        """A page of candles with open_time in [start, end), oldest first.
+
+        Without start (and cursor) the newest ``limit`` candles before ``end`` come back.
+        """
+        check_limit(limit)
+        if interval not in SERVED_INTERVALS:
+            parse_interval(interval.value)
+        if cursor:
+            start = decode_cursor(cursor, symbol, interval)
+        check_range(start, end)
+        native = interval in NATIVE_INTERVALS
+        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
+        closed_only = native and not include_open
+        newest = self._newest(collection, symbol, closed_only=closed_only)
+        if newest is None:
+            self.require_symbol(symbol)
+            return CandlePage(symbol, interval, collection, [], None)
+        newest_ms = dt_to_ms(newest["open_time"])
+        step = interval.ms
+        next_cursor = None
+        horizon = (
+            MAX_MS if native else self._closed_horizon(collection, symbol, newest, source_step)
+        )
+        if start is None:
+            ref = end if end is not None else newest_ms + source_step
+            ref = min(ref, newest_ms + source_step)
+            hi = interval.floor(ref - 1) + step
+            if not native and not include_open:
+                # The newest page ends at the last bucket the source has completed.
+                hi = min(hi, interval.floor(horizon))
+            lo = hi - limit * step
+        else:
+            lo = _ceil(interval, start)
+            hi = lo + limit * step
+            if end is not None:
+                hi = min(hi, interval.floor(end - 1) + step)
+            more = end is None or hi < end
+            if more and hi <= newest_ms and hi < MAX_MS:
+                next_cursor = encode_cursor(symbol, interval, hi)
+        if hi <= lo:
+            return CandlePage(symbol, interval, collection, [], next_cursor)
+        docs = self._find(
+            collection, symbol, lo, hi, closed_only=closed_only, projection=CANDLE_PROJECTION
+        )
+        if native:
+            rows = [candle_row(doc, interval) for doc in docs]
+        else:
+            rows = resample(docs, interval, horizon)
+            if not include_open:
+                rows = [row for row in rows if row.is_closed]
+        return CandlePage(symbol, interval, collection, rows, next_cursor)
+
+    def _closed_horizon(
+        self, collection: str, symbol: str, newest: Mapping[str, Any], step: int
+    ) -> int:
+        # Everything before the end of the newest closed source candle is final.
+        closed = (
+            newest
+            if newest.get("is_closed", True)
+            else self._newest(collection, symbol, closed_only=True)
+        )
+        return dt_to_ms(closed["open_time"]) + step if closed else MIN_MS
+
+    def latest(self, symbol: str, interval: Interval) -> LatestCandle:
+        """The newest stored candle (open or closed) of a native interval (1m or 15m)."""
+        if interval not in NATIVE_INTERVALS:
+            raise ValidationError(
+                f"latest is served for intervals 1m and 15m only, got {interval.value!r}"
+            )
+        doc = self._newest(NATIVE_INTERVALS[interval], symbol)
+        if doc is None:
+            self.require_symbol(symbol)
+            return LatestCandle(symbol, interval, None)
+        return LatestCandle(symbol, interval, candle_row(doc, interval))
+
+    # -- stats, features, gaps ------------------------------------------------------------
+
+    def _window(
+        self,
+        collection: str,
+        symbol: str,
+        step: int,
+        start: int | None,
+        end: int | None,
+        default_span: int,
+    ) -> tuple[int, int] | None:
+        """Resolve an optional [start, end) window; None when the symbol has no data here."""
+        check_range(start, end)
+        if end is None:
+            newest = self._newest(collection, symbol, closed_only=collection != FEATURES_15M)
+            if newest is None:
+                self.require_symbol(symbol)
+                return None
+            end = dt_to_ms(newest["open_time"]) + step
+            if start is not None and start >= end:
+                end = start + step
+        if start is None:
+            start = max(end - default_span, MIN_MS)
+        slots = (end - start) // step
+        if slots > MAX_WINDOW_SLOTS:
+            raise ValidationError(
+                f"window too large: at most {MAX_WINDOW_SLOTS} slots of {step // 60_000} min "
+                f"({MAX_WINDOW_SLOTS * step // 86_400_000} days), got {slots}; narrow start/end"
+            )
+        return start, end
+
+    def stats(
+        self, symbol: str, interval: Interval, *, start: int | None = None, end: int | None = None
+    ) -> StatsReport:
+        """Return, volatility, high/low and volume over closed candles in [start, end)."""
+        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
+        default_span = max(86_400_000, 30 * interval.ms)
+        window = self._window(collection, symbol, interval.ms, start, end, default_span)
+        if window is None:
+            return StatsReport(symbol, interval, None, None, window_stats([]))
+        lo, hi = window
+        if (hi - lo) // source_step > MAX_WINDOW_SLOTS:
+            raise ValidationError(
+                f"window too large for {interval.value}: at most {MAX_WINDOW_SLOTS} source "
+                f"candles ({MAX_WINDOW_SLOTS * source_step // 86_400_000} days); narrow start/end"
+            )
+        docs = self._find(
+            collection,
+            symbol,
+            _ceil(interval, lo),
+            hi,
+            closed_only=True,
+            projection=CANDLE_PROJECTION,
+        )
+        if interval in NATIVE_INTERVALS:
+            rows = [candle_row(d, interval) for d in docs]
+        else:
+            horizon = self._closed_horizon(collection, symbol, docs[-1], source_step) if docs else 0
+            rows = [r for r in resample(docs, interval, horizon) if r.is_closed]
+        return StatsReport(symbol, interval, iso(lo), iso(hi), window_stats(rows))
+
+    def features(
+        self,
+        symbol: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> FeaturePage:
+        """Feature rows of ``symbol`` with open_time in [start, end), oldest first."""
+        check_limit(limit)
+        check_range(start, end)
+        step = Interval.M15.ms
+        if start is None:
+            newest = self._newest(FEATURES_15M, symbol)
+            if newest is None:
+                self.require_symbol(symbol)
+                return FeaturePage(symbol, [])
+            ref = dt_to_ms(newest["open_time"]) + step
+            hi = min(ref, end) if end is not None else ref
+            lo = hi - limit * step
+        else:
+            hi = _ceil(Interval.M15, start) + limit * step
+            if end is not None:
+                hi = min(hi, end)
+            lo = start
+        docs = self._find(FEATURES_15M, symbol, lo, hi)
+        if not docs:
+            self.require_symbol(symbol)
+        rows = [
+            FeatureRow(
+                iso(doc["open_time"]),
+                stored_text(doc["close"]) if doc.get("close") is not None else None,
+                *(_float_or_none(doc.get(name)) for name in FEATURE_FIELDS),
+            )
+            for doc in docs[-limit:]
+        ]
+        return FeaturePage(symbol, rows)
+
+    def gaps(
+        self, symbol: str, dataset: str, *, start: int | None = None, end: int | None = None
+    ) -> GapReport:
+        """Runs of missing closed candles in [start, end), up to the newest closed candle.
+
+        Without start the window is the last 24 h of data, from its first candle on.
+        """
+        collection = parse_dataset(dataset)
+        interval = Interval.M1 if collection == STREAMING_1M else Interval.M15
+        step = interval.ms
+        window = self._window(collection, symbol, step, start, end, 86_400_000)
+        if window is None:
+            return GapReport(symbol, dataset, None, None, [])
+        lo, hi = window
+        newest = self._newest(collection, symbol, closed_only=True)
+        horizon = dt_to_ms(newest["open_time"]) + step if newest else lo
+        docs = self._find(
+            collection, symbol, lo, min(hi, horizon), closed_only=True, projection=OPEN_TIME_ONLY
+        )
+        present = {dt_to_ms(d["open_time"]) for d in docs}
+        if start is None and present:
+            # By default only gaps inside the data: the window opens at its first candle.
+            lo = min(present)
+        runs: list[GapRun] = []
+        run_start: int | None = None
+        t = _ceil(interval, lo)
+        stop = min(hi, horizon)
+        while t < stop:
+            if t not in present:
+                if run_start is None:
+                    run_start = t
+            elif run_start is not None:
+                runs.append(GapRun(iso(run_start), iso(t), (t - run_start) // step))
+                run_start = None
+            t += step
+        if run_start is not None:
+            runs.append(GapRun(iso(run_start), iso(stop), (stop - run_start) // step))
+        return GapReport(symbol, dataset, iso(lo), iso(hi), runs)
+
+    # -- summaries and health -------------------------------------------------------------
+
+    def symbols(self) -> list[SymbolSummary]:
+        """Every symbol with data: first/last open time and count per dataset (cached)."""
+        with self._summary_lock:
+            now = time.monotonic()
+            if self._summary and now - self._summary[0] < self.summary_ttl_s:
+                return self._summary[1]
+            by_symbol: dict[str, SymbolSummary] = {}
+            for label, collection in DATASETS.items():
+                for span in self._candles[collection].symbol_spans():
+                    entry = by_symbol.setdefault(span.symbol, SymbolSummary(span.symbol, {}))
+                    entry.datasets[label] = DatasetSpan(
+                        iso(span.first_open), iso(span.last_open), span.count
+                    )
+            result = [by_symbol[s] for s in sorted(by_symbol)]
+            self._summary = (now, result)
+            return result
+
+    def freshness(self, symbols: Iterable[str]) -> dict[str, DatasetFreshness]:
+        """Newest open time, its age and the symbol count, per dataset, over ``symbols``."""
+        now = self.now_ms()
+        out: dict[str, DatasetFreshness] = {}
+        for collection in (HISTORICAL_15M, STREAMING_1M, FEATURES_15M):
+            newest_ms: int | None = None
+            count = 0
+            for symbol in symbols:
+                ms = self.newest_open_ms(collection, symbol)
+                if ms is None:
+                    continue
+                count += 1
+                newest_ms = ms if newest_ms is None else max(newest_ms, ms)
+            out[collection] = DatasetFreshness(
+                iso(newest_ms) if newest_ms is not None else None,
+                (now - newest_ms) / 1000 if newest_ms is not None else None,
+                count,
+            )
+        return out
+
+    def heartbeats(self) -> dict[str, HeartbeatAge | None]:
+        """Last heartbeat of the stream producer and consumer, with its age."""
+        now = self.now_ms()
+        docs = self.store.heartbeats.read(_HEARTBEAT_ROLES)
+        out: dict[str, HeartbeatAge | None] = {}
+        for role in _HEARTBEAT_ROLES:
+            doc = docs.get(role)
+            updated = doc.get("updated_at") if doc else None
+            out[role] = (
+                HeartbeatAge(iso(updated), (now - dt_to_ms(updated)) / 1000)
+                if isinstance(updated, datetime)
+                else None
+            )
+        return out
+
+    # -- live updates ---------------------------------------------------------------------
+
+    def updates(
+        self, symbol: str, since_ms: int, seen: dict[int, datetime]
+    ) -> tuple[list[CandleRow], int]:
+        """1m candles from shortly before ``since_ms`` whose stored version is not in ``seen``.
+
+        ``seen`` maps open time to the ``ingested_at`` already delivered; it is updated.
+        Returns the new candles (oldest first) and the ``since_ms`` for the next call.
+        """
+        # Look a little behind the newest candle sent: a minute's closing update can land
+        # after the next minute's first one (batched, at-least-once delivery).
+        lookback = since_ms - UPDATE_LOOKBACK_MS
+        docs = self._find(STREAMING_1M, symbol, lookback, MAX_MS, projection=UPDATE_PROJECTION)
+        fresh = []
+        for doc in docs:
+            open_ms = dt_to_ms(doc["open_time"])
+            stamp = doc.get("ingested_at") or doc.get("event_time") or doc["open_time"]
+            if seen.get(open_ms) != stamp:
+                seen[open_ms] = stamp
+                fresh.append(candle_row(doc, Interval.M1))
+        next_since = max(seen) if seen else since_ms
+        for key in [k for k in seen if k < next_since - UPDATE_LOOKBACK_MS]:
+            del seen[key]
+        return fresh, next_since

@@ -1,0 +1,68 @@
+"""Request parameters: times, symbols, intervals, ranges and cursors."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptobot_core.errors import ValidationError
+from cryptobot_core.exchange.exchange_info import normalize_symbol
+from cryptobot_core.intervals import Interval
+from cryptobot_core.query.params import (
+    check_range,
+    decode_cursor,
+    encode_cursor,
+    parse_interval,
+    parse_time,
+)
+
+T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01T00:00:00Z", T0),
+        ("2024-01-01T00:00:00.000Z", T0),
+        ("2024-01-01", T0),
+        ("2024-01-01T02:00:00+02:00", T0),
+        ("2024-01-01T00:00:00", T0),
+        (str(T0), T0),
+        (" 1704067200000 ", T0),
+        ("0", 0),
+    ],
+)
+def test_parse_time_accepts_iso_and_epoch_ms(text: str, expected: int) -> None:
+    assert parse_time(text, "start") == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["yesterday", "2024-02-30", "1e12", "-5", "3000-01-01", "99999999999999999999"]
+)
+def test_parse_time_refuses_with_what_is_allowed(text: str) -> None:
+    with pytest.raises(ValidationError, match="start must be ISO-8601 .* or epoch milliseconds"):
+        parse_time(text, "start")
+
+
+def test_parse_time_none_and_empty_mean_unset() -> None:
+    assert parse_time(None, "end") is None and parse_time("", "end") is None
+
+
+def test_symbols_and_intervals() -> None:
+    assert normalize_symbol("btcusdt") == "BTCUSDT"
+    with pytest.raises(ValidationError, match="2-20 letters or digits"):
+        normalize_symbol("BTC/USDT")
+    assert parse_interval("4h") is Interval.H4
+    with pytest.raises(ValidationError, match="allowed: 1m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d, 1w"):
+        parse_interval("3m")
+    with pytest.raises(ValidationError, match="must be before end"):
+        check_range(T0, T0)
+
+
+def test_cursor_round_trip_and_refusals() -> None:
+    cursor = encode_cursor("BTCUSDT", Interval.H1, T0)
+    assert decode_cursor(cursor, "BTCUSDT", Interval.H1) == T0
+    with pytest.raises(ValidationError, match="belongs to BTCUSDT 1h"):
+        decode_cursor(cursor, "BTCUSDT", Interval.M15)
+    for bad in ("", "x", "!!!!", encode_cursor("BTCUSDT", Interval.H1, T0)[:-3]):
+        with pytest.raises(ValidationError, match="cursor"):
+            decode_cursor(bad, "BTCUSDT", Interval.H1)
