@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # Document store. Unset mongo_uri = start embedded SecantusDB on mongo_port.
     # mongo_uri is the writers' URI (app user); readers (API, dashboard) use mongo_read_uri
     # (read-only user), which falls back to mongo_uri when unset (single-user deployments).
-    mongo_uri: str | None = None
-    mongo_read_uri: str | None = None
+    # Kept out of repr(): they may hold passwords.
+    mongo_uri: str | None = Field(None, repr=False)
+    mongo_read_uri: str | None = Field(None, repr=False)
     # Passwords of the embedded store's users; unset = generated into <data_dir>/secrets/.
     mongo_app_password: SecretStr | None = None
     mongo_readonly_password: SecretStr | None = None
