@@ -38,6 +38,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from cryptobot_core.errors import ServiceError
 from cryptobot_core.launcher.specs import local_mongo_uri, secantus, store_path
+from cryptobot_core.launcher.stackenv import STACK_ENV
 from cryptobot_core.settings import Settings, redact
 
 USERS_FILE = Path(__file__).with_name("mongo_users.json")
@@ -161,11 +162,14 @@ def prepare_store_access(settings: Settings, log_path: Path, *, reset: bool = Fa
 
 def _lost_secrets(settings: Settings, vault: Secrets, users: list[StoreUser]) -> str:
     files = ", ".join(str(vault.path(u)) for u in users)
+    settable = [f"CRYPTOBOT_{u.password_setting.upper()}" for u in users if u.password_setting]
+    alternative = f", set {' / '.join(settable)} to the password the store has" if settable else ""
     return (
         f"document store: {store_path(settings)} already has users, but their password "
-        f"file(s) are missing: {files}. Restore them from a backup, or run `cryptobot up "
-        f"--reset-credentials` to give every user a new password (the data is kept; programs "
-        f"that used the old URIs need the new ones from {vault.folder.parent / 'stack.env'})"
+        f"file(s) are missing: {files}. Restore them from a backup{alternative}, or run "
+        f"`cryptobot up --reset-credentials` to give every user a new password (the data is "
+        f"kept; programs that used the old URIs need the new ones from "
+        f"{vault.folder.parent / STACK_ENV})"
     )
 
 

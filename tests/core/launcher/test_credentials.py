@@ -137,6 +137,8 @@ def test_a_lost_secret_is_a_clear_error_and_reset_keeps_the_data(
         message = str(err.value)
         assert str(vault.path(lost)) in message
         assert "--reset-credentials" in message and "data is kept" in message
+        if lost.password_setting:  # or give the password the store has
+            assert f"CRYPTOBOT_{lost.password_setting.upper()}" in message
         vault.write(lost, saved or "")
 
     vault.path(app_users()[0]).unlink()
