@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cryptobot_api.errors import install_error_handlers
 from cryptobot_api.metrics import ApiMetrics, MetricsMiddleware
 from cryptobot_api.routes import analytics, candles, health, metrics, stream, symbols
+from cryptobot_core.errors import CryptobotError
 from cryptobot_core.query import MarketQuery
-from cryptobot_core.settings import Settings, get_settings
+from cryptobot_core.settings import Settings, get_settings, redact
 from cryptobot_core.store import open_store
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,23 @@ DESCRIPTION = """Read-only access to the candles CryptoBot collected from Binanc
   epoch milliseconds; windows are `[start, end)`.
 * Every error has one shape: `{"error": {"status", "code", "message", "hint"}}`.
 """
+
+
+class RefuseBadSettings:
+    """Fails start-up on bad settings with uvicorn's one error line, not a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            try:
+                get_settings()
+            except CryptobotError as exc:
+                await receive()  # lifespan.startup
+                await send({"type": "lifespan.startup.failed", "message": f"error: {exc}"})
+                return
+        await self.app(scope, receive, send)
 
 
 class SettingsCORS:
@@ -56,13 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = settings or get_settings()
+        resolved = (settings or get_settings()).read_only()
         # pymongo connects lazily and reconnects by itself: a store that is down at start-up
         # or later only makes requests answer 503 until it is back.
         store = open_store(resolved)
         app.state.settings = resolved
         app.state.query = MarketQuery(store)
-        log.info("API reading %s at %s", resolved.database, resolved.effective_mongo_uri)
+        log.info("API reading %s at %s", resolved.database, redact(resolved.effective_mongo_uri))
         try:
             yield
         finally:
@@ -89,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(SettingsCORS)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings is None:
+        app.add_middleware(RefuseBadSettings)
     return app
 
 

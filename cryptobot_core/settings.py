@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import types
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -36,7 +38,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Document store. Unset mongo_uri = start embedded SecantusDB on mongo_port.
-    mongo_uri: str | None = None
+    # mongo_uri is the writers' URI (app user); readers (API, dashboard) use mongo_read_uri
+    # (read-only user), which falls back to mongo_uri when unset (single-user deployments).
+    # Kept out of repr(): they may hold passwords.
+    mongo_uri: str | None = Field(None, repr=False)
+    mongo_read_uri: str | None = Field(None, repr=False)
+    # Passwords of the embedded store's users; unset = generated into <data_dir>/secrets/.
+    mongo_app_password: SecretStr | None = None
+    mongo_readonly_password: SecretStr | None = None
     mongo_port: Port = 27117
     mongo_db: str = "cryptobot"
     mongo_timeout_ms: int = Field(5000, ge=100, le=120_000)
@@ -125,7 +134,25 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("mongo_uri")
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        # `CRYPTOBOT_X=` (empty) means "not set" for every optional setting, so a child or
+        # stack.env can pass "unset" on, and an empty line in .env is not an error.
+        if isinstance(data, dict):
+            return {k: None if v == "" and k in _optional_fields() else v for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _read_uri_needs_uri(self) -> Settings:
+        if self.mongo_read_uri is not None and self.mongo_uri is None:
+            raise ValueError(
+                "CRYPTOBOT_MONGO_READ_URI is set but CRYPTOBOT_MONGO_URI is not: set both for "
+                "an external MongoDB, or neither for the embedded store"
+            )
+        return self
+
+    @field_validator("mongo_uri", "mongo_read_uri")
     @classmethod
     def _mongo_uri(cls, value: str | None) -> str | None:
         if value and not value.startswith(("mongodb://", "mongodb+srv://")):
@@ -181,25 +208,92 @@ class Settings(BaseSettings):
         return self.mongo_uri or f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
 
     @property
+    def effective_mongo_read_uri(self) -> str:
+        """The readers' URI: mongo_read_uri, else the writers' one."""
+        return self.mongo_read_uri or self.effective_mongo_uri
+
+    def read_only(self) -> Settings:
+        """These settings for a reader: the read-only URI in place of the writers' one."""
+        uri = self.effective_mongo_read_uri
+        return self.model_copy(update={"mongo_uri": uri, "mongo_read_uri": uri})
+
+    @property
     def effective_kafka_bootstrap(self) -> str:
         """The configured Kafka bootstrap servers, or the embedded Tansu one."""
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning validation failures into a ConfigError naming the variable."""
+@lru_cache(maxsize=1)
+def _optional_fields() -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in Settings.model_fields.items()
+        if get_origin(field.annotation) in (Union, types.UnionType)
+        and type(None) in get_args(field.annotation)
+    )
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for logs and messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _shown(value: object) -> str:
+    # A URI given by mistake may still hold a password: never echo it.
+    return repr(redact(value) if isinstance(value, str) and "://" in value else value)
+
+
+def load_settings(
+    *, env_files: tuple[Path | str, ...] = (".env",), **overrides: object
+) -> Settings:
+    """Settings from ``overrides``, the environment, ``env_files`` (later ones win), defaults.
+
+    Validation failures become one ConfigError naming each variable and what is allowed.
+    """
+    values: dict[str, Any] = {"_env_file": env_files, **overrides}
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**values)
     except PydanticValidationError as exc:
-        lines = []
+        problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
             msg = str(err["msg"]).removeprefix("Value error, ")
-            lines.append(f"CRYPTOBOT_{field.upper()}: {msg} (got {err.get('input')!r})")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+            if not err["loc"]:
+                problems.append(msg)
+                continue
+            var = f"CRYPTOBOT_{str(err['loc'][0]).upper()}"
+            problems.append(f"{var}: {msg} (got {_shown(err.get('input'))})")
+        if len(problems) == 1:
+            raise ConfigError(f"invalid setting {problems[0]}") from None
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def layered_settings() -> Settings:
+    """The settings of every command except ``cryptobot up``, in this order of precedence.
+
+    1. the explicit environment (``CRYPTOBOT_*``);
+    2. the running stack's ``<data_dir>/stack.env``, only while its ``cryptobot up`` is
+       alive, so commands use the exchange, store, broker and Dagster the stack decided on;
+    3. ``.env``;  4. the defaults.
+
+    With no stack running, ``exchange=auto`` is resolved exactly as ``cryptobot up`` does it
+    (same function, same loud warning when it falls back to the simulator).
+    """
+    # Imported here: the launcher builds on this module.
+    from cryptobot_core.launcher.exchange import resolve_exchange
+    from cryptobot_core.launcher.stackenv import running_stack_env
+
+    settings = load_settings()
+    stack_env = running_stack_env(settings.data_dir)
+    if stack_env is not None:
+        settings = load_settings(env_files=(".env", stack_env))
+    return resolve_exchange(settings)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read on first use."""
-    return load_settings()
+    """The process-wide settings (see ``layered_settings``), read on first use."""
+    return layered_settings()

@@ -1,32 +1,32 @@
 // Runs once, when the MongoDB data volume is empty (docker-entrypoint-initdb.d).
-// Creates the two application users the compose stack uses:
+// Creates the application users defined in mongo_users.json, the file `cryptobot up` also
+// reads for its embedded store (cryptobot_core/launcher/mongo_users.json, mounted by
+// docker-compose.yml at $CRYPTOBOT_MONGO_USERS_FILE), so the two deployments cannot drift:
 //   - the app user (readWrite): Dagster assets and the stream consumer write candles;
-//   - the read-only user: the API and the dashboard only read.
-// Names and passwords come from the environment (see .env.example); nothing is inline.
+//   - the read-only user (read): the API only reads.
+// Each role is granted on the database and its "_sim" twin. Names and passwords come from
+// the environment (see .env.example); nothing is inline.
+const fs = require("fs");
+const usersFile = process.env.CRYPTOBOT_MONGO_USERS_FILE;
+if (!usersFile) {
+  throw new Error("CRYPTOBOT_MONGO_USERS_FILE is not set; see docker-compose.yml");
+}
+const definitions = JSON.parse(fs.readFileSync(usersFile, "utf8"));
 const dbName = process.env.CRYPTOBOT_MONGO_DB || "cryptobot";
-const simDb = dbName + "_sim";
-const required = ["MONGO_APP_USER", "MONGO_APP_PASSWORD", "MONGO_READONLY_USER", "MONGO_READONLY_PASSWORD"];
-for (const name of required) {
-  if (!process.env[name]) {
-    throw new Error(name + " is not set; see .env.example");
+const databases = [dbName, dbName + "_sim"];
+for (const user of definitions.users) {
+  if (!process.env[user.password_env]) {
+    throw new Error(user.password_env + " is not set; see .env.example");
   }
 }
 const admin = db.getSiblingDB("admin");
-admin.createUser({
-  user: process.env.MONGO_APP_USER,
-  pwd: process.env.MONGO_APP_PASSWORD,
-  roles: [
-    { role: "readWrite", db: dbName },
-    { role: "readWrite", db: simDb },
-  ],
-});
-admin.createUser({
-  user: process.env.MONGO_READONLY_USER,
-  pwd: process.env.MONGO_READONLY_PASSWORD,
-  roles: [
-    { role: "read", db: dbName },
-    { role: "read", db: simDb },
-  ],
-});
-print("cryptobot: created users " + process.env.MONGO_APP_USER + " (readWrite) and " +
-      process.env.MONGO_READONLY_USER + " (read) on " + dbName + " and " + simDb);
+for (const user of definitions.users) {
+  const name = process.env[user.name_env] || user.default_name;
+  admin.createUser({
+    user: name,
+    pwd: process.env[user.password_env],
+    roles: databases.map((database) => ({ role: user.role, db: database })),
+  });
+  print("cryptobot: created user " + name + " (" + user.role + " on " + databases.join(", ") +
+        ") for " + user.used_by);
+}

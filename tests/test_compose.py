@@ -1,16 +1,24 @@
 """The production compose stack, checked by parsing (no Docker engine here): healthchecks,
 restart policies, pinned images, named volumes, no inline secrets, every variable documented.
-Also the deploy files it mounts and the CI workflows.
+Also the deploy files it mounts (the store's users are defined once, for compose and for
+`cryptobot up`) and the CI workflows.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from cryptobot_core.launcher.credentials import USERS_FILE, app_users
+from cryptobot_core.launcher.specs import DEV_INSTANCE
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -199,16 +207,72 @@ def test_dagster_instance_uses_postgres_and_the_run_queue() -> None:
         "DAGSTER_POSTGRES_PASSWORD",
     ):
         assert ref in compose_env, f"dagster.yaml reads {ref} but compose does not set it"
-    dev = load(REPO / "deploy" / "dagster.dev.yaml")
+    dev = load(DEV_INSTANCE)
     assert "storage" not in dev  # SQLite in DAGSTER_HOME
     assert dev["concurrency"] == prod["concurrency"]
 
 
-def test_mongo_init_script_creates_the_app_and_read_only_users() -> None:
+def test_mongo_init_script_reads_the_user_definitions_the_launcher_uses() -> None:
     script = (REPO / "deploy" / "mongo-init.js").read_text()
-    assert 'role: "readWrite"' in script and 'role: "read"' in script
+    mongo = load(COMPOSE)["services"]["mongo"]
+    env = environment(mongo)
     for var in re.findall(r"process\.env\.([A-Z_]+)", script):
-        assert var in environment(load(COMPOSE)["services"]["mongo"]), var
+        assert var in env, var
+    # The one definitions file is mounted where the script looks for it.
+    mounts = dict(m.rsplit(":", 1)[0].split(":", 1) for m in mongo["volumes"] if m.startswith("./"))
+    assert mounts[f"./{USERS_FILE.relative_to(REPO)}"] == env["CRYPTOBOT_MONGO_USERS_FILE"]
+    definitions = json.loads(USERS_FILE.read_text())["users"]
+    for user in definitions:
+        # The compose defaults of the user names are the definitions' defaults.
+        assert env[user["name_env"]] == f"${{{user['name_env']}:-{user['default_name']}}}"
+        assert user["password_env"] in env
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run mongo-init.js")
+def test_mongo_init_script_creates_exactly_the_launchers_users(tmp_path: Path) -> None:
+    """Run the real init script under node with a recording stand-in for mongosh's `db`."""
+    shim = tmp_path / "run.js"
+    shim.write_text(
+        "const created = [];\n"
+        "globalThis.db = { getSiblingDB: (name) => ({ createUser: (u) =>"
+        " created.push({ db: name, ...u }) }) };\n"
+        "globalThis.print = () => {};\n"
+        f"require({json.dumps(str(REPO / 'deploy' / 'mongo-init.js'))});\n"
+        "process.stdout.write(JSON.stringify(created));\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "CRYPTOBOT_MONGO_USERS_FILE": str(USERS_FILE),
+        "CRYPTOBOT_MONGO_DB": "market",
+        "MONGO_APP_USER": "writer",
+        "MONGO_APP_PASSWORD": "pw-app",
+        "MONGO_READONLY_PASSWORD": "pw-ro",
+    }
+    out = subprocess.run(
+        ["node", str(shim)], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    created = json.loads(out.stdout)
+    names = {"app": "writer", "readonly": "cryptobot_ro"}
+    passwords = {"app": "pw-app", "readonly": "pw-ro"}
+    expected = [
+        {"db": "admin", "user": names[u.key], "pwd": passwords[u.key], "roles": u.roles("market")}
+        for u in app_users()
+    ]
+    assert created == expected
+    # The launcher's users: readWrite for writers, read for readers, on the db and its twin.
+    assert {u.key: u.roles("market") for u in app_users()} == {
+        "app": [{"role": "readWrite", "db": "market"}, {"role": "readWrite", "db": "market_sim"}],
+        "readonly": [{"role": "read", "db": "market"}, {"role": "read", "db": "market_sim"}],
+    }
+
+    missing = subprocess.run(
+        ["node", str(shim)],
+        env={k: v for k, v in env.items() if k != "MONGO_READONLY_PASSWORD"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "MONGO_READONLY_PASSWORD is not set" in missing.stderr
 
 
 def test_ci_runs_lint_make_test_and_the_image_build() -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cryptobot_core import launcher
+from cryptobot_core.launcher.stackenv import STACK_ENV
 from cryptobot_core.settings import Settings, load_settings
 
 
@@ -47,6 +48,10 @@ def _print_ready(settings: Settings, endpoints: list[launcher.Endpoint]) -> None
     width = max(len(e.title) for e in endpoints) if endpoints else 0
     for endpoint in endpoints:
         typer.echo(f"  {endpoint.title.ljust(width)}  {endpoint.url}")
+    typer.echo(
+        f"Commands in other terminals (cryptobot backfill, stream ...) use this stack; its "
+        f"settings and store URIs with credentials are in {settings.data_dir / STACK_ENV}."
+    )
     typer.echo(f"Logs: {settings.data_dir / 'logs'}/<service>.log. Press Ctrl-C to stop.\n")
 
 
@@ -58,9 +63,19 @@ def up(
             help=f"Do not start this service (repeatable): {', '.join(launcher.SERVICE_NAMES)}.",
         ),
     ] = None,
+    reset_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--reset-credentials",
+            help="Give the embedded store's users new passwords (keeps the data); for lost "
+            "files in <data_dir>/secrets/.",
+        ),
+    ] = False,
 ) -> None:
     """Start the store, broker, exchange simulator, Dagster, API and dashboard; Ctrl-C stops all."""
     settings = load_settings()
     _configure_logging(settings)
-    launcher.run(settings, skip=skip or (), on_ready=_print_ready)
+    launcher.run(
+        settings, skip=skip or (), reset_credentials=reset_credentials, on_ready=_print_ready
+    )
     typer.echo("CryptoBot stopped.")
