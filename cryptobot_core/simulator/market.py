@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -75,26 +75,55 @@ def _salt(key: int, stream: int) -> np.uint64:
     return np.uint64(z ^ (z >> 31))
 
 
-def _hash(key: int, stream: int, idx: I64) -> npt.NDArray[np.uint64]:
-    """splitmix64 of the counter ``idx`` in the sequence salted by (key, stream)."""
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+
+
+def _hash(salt: U64, idx: I64) -> U64:
+    """splitmix64 of the counters ``idx`` in the sequences salted by ``salt`` (broadcast)."""
     with np.errstate(over="ignore"):
-        z = idx.astype(np.uint64) * _GOLDEN + _salt(key, stream)
+        z = idx.astype(np.uint64) * _GOLDEN + salt
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
+        return z ^ (z >> _S31)  # type: ignore[no-any-return]
 
 
-def _uniform(key: int, stream: int, idx: I64) -> npt.NDArray[np.float64]:
-    """Uniform [0, 1) floats, a pure function of (key, stream, idx)."""
-    return (_hash(key, stream, idx) >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
+def _uniform(salt: U64, idx: I64) -> F64:
+    """Uniform [0, 1) floats, a pure function of (salt, idx)."""
+    return (_hash(salt, idx) >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
-def _uniform3(key: int, stream: int, idx: I64) -> list[npt.NDArray[np.float64]]:
+def _uniform3(salt: U64, idx: I64) -> list[F64]:
     """Three independent 21-bit uniforms [0, 1) from one 64-bit hash per index."""
-    h = _hash(key, stream, idx)
+    h = _hash(salt, idx)
     mask = np.uint64(0x1FFFFF)
     scale = 1.0 / 2097152.0
     return [((h >> np.uint64(shift)) & mask).astype(np.float64) * scale for shift in (43, 22, 1)]
+
+
+# Hash streams: one per value-noise layer, then four for the per-minute draws.
+_STREAMS = (*range(len(_SCALES)), 100, 101, 102, 103)
+
+
+def aggregate(vals: I64, valid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Exact candle aggregate over the last axis: ``vals`` (..., >=9, n) in FIELDS order.
+
+    Only minutes where ``valid`` (..., n) is set take part. Returns ``(has, agg)``: whether
+    any minute was valid, and the aggregate (..., 9) (meaningless where ``has`` is False).
+    The rule is associative, so aggregates can be aggregated again.
+    """
+    n = valid.shape[-1]
+    has = np.asarray(valid.any(axis=-1), dtype=np.bool_)
+    first = np.argmax(valid, axis=-1)[..., None]
+    last = (n - 1 - np.argmax(valid[..., ::-1], axis=-1))[..., None]
+    agg = np.empty((*valid.shape[:-1], 9), dtype=np.int64)
+    agg[..., O] = np.take_along_axis(vals[..., O, :], first, axis=-1)[..., 0]
+    agg[..., C] = np.take_along_axis(vals[..., C, :], last, axis=-1)[..., 0]
+    agg[..., H] = np.where(valid, vals[..., H, :], -1).max(axis=-1)
+    agg[..., L] = np.where(valid, vals[..., L, :], np.iinfo(np.int64).max).min(axis=-1)
+    for f in (V, Q, N, TB, TQ):
+        agg[..., f] = np.where(valid, vals[..., f, :], 0).sum(axis=-1)
+    return has, agg
 
 
 _POW10 = tuple(10**i for i in range(9))
@@ -121,6 +150,22 @@ class _Sym:
     qd: int  # quantity decimals
     # quote units (1e-8) per (volume unit * price tick)
     ratio: float
+    # Position in the market's symbol list, and the salt of each hash stream.
+    index: int
+    salts: dict[int, np.uint64]
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Per-symbol constants of a list of symbols as column arrays, for vectorised hashing."""
+
+    salts: dict[int, U64]
+    vol: F64
+    base_ticks: I64
+    vol_units: F64
+    trade_units: F64
+    zero_rate: F64
+    ratio: F64
 
 
 @dataclass
@@ -139,20 +184,24 @@ class Market:
         self.config = config
         self.clock = config.clock
         self._syms: dict[str, _Sym] = {}
-        for listing in config.symbols:
+        for index, listing in enumerate(config.symbols):
             digest = hashlib.blake2b(f"{config.seed}|{listing.symbol}".encode(), digest_size=8)
+            key = int.from_bytes(digest.digest(), "little")
             pd, qd = listing.price_decimals, listing.qty_decimals
             vol_units = float(listing.base_volume / listing.step_size)
             self._syms[listing.symbol] = _Sym(
                 listing=listing,
-                key=int.from_bytes(digest.digest(), "little"),
+                key=key,
                 base_ticks=int(listing.base_price / listing.tick_size),
                 vol_units=vol_units,
                 trade_units=max(1.0, vol_units / 300.0),
                 pd=pd,
                 qd=qd,
                 ratio=float(Decimal(10) ** (8 - pd - qd)),
+                index=index,
+                salts={stream: _salt(key, stream) for stream in _STREAMS},
             )
+        self._params_cache: dict[tuple[str, ...], _Params] = {}
         self._lock = threading.Lock()
         self._days: OrderedDict[tuple[str, int], tuple[npt.NDArray[np.bool_], I64]] = OrderedDict()
         self._chunks: OrderedDict[tuple[str, str, int], _Chunk] = OrderedDict()
@@ -323,7 +372,12 @@ class Market:
 
     def _static_valid(self, s: _Sym, day: int) -> npt.NDArray[np.bool_]:
         """Minutes of ``day`` that have a candle, ignoring the clock (listing, outages)."""
-        minutes = day + np.arange(1440, dtype=np.int64) * MINUTE_MS
+        return self.valid_minutes(s.listing.symbol, day, 1440)
+
+    def valid_minutes(self, symbol: str, first_ms: int, count: int) -> npt.NDArray[np.bool_]:
+        """Which of ``count`` minutes from ``first_ms`` have a candle (listing, outages)."""
+        s = self._sym(symbol)
+        minutes = first_ms + np.arange(count, dtype=np.int64) * MINUTE_MS
         valid = minutes >= s.listing.listed_ms
         if s.listing.delisted_ms is not None:
             valid &= minutes < s.listing.delisted_ms
@@ -346,9 +400,10 @@ class Market:
         # the blocking (every value is a pure function of its minute).
         first = day - day % (_BLOCK_DAYS * DAY_MS)
         block = self._compute_days(s, first, _BLOCK_DAYS)
+        # Copies, not views: a cached day must not keep its whole 16-day block alive.
         result = (
             self._static_valid(s, day),
-            block[:, (day - first) // MINUTE_MS : (day - first) // MINUTE_MS + 1440],
+            block[:, (day - first) // MINUTE_MS : (day - first) // MINUTE_MS + 1440].copy(),
         )
         with self._lock:
             for k in range(_BLOCK_DAYS):
@@ -357,7 +412,7 @@ class Market:
                     continue
                 self._days[(s.listing.symbol, d)] = (
                     self._static_valid(s, d),
-                    block[:, k * 1440 : (k + 1) * 1440],
+                    block[:, k * 1440 : (k + 1) * 1440].copy(),
                 )
             self._days[key] = result
             self._days.move_to_end(key)
@@ -365,47 +420,81 @@ class Market:
                 self._days.popitem(last=False)
         return result
 
-    def _compute_day(self, s: _Sym, day: int) -> I64:
-        """Final 1m values (rows FIELDS + high/low times) for the 1440 minutes of ``day``."""
-        return self._compute_days(s, day, 1)
-
     def _compute_days(self, s: _Sym, day: int, ndays: int) -> I64:
         """Final 1m values (11 rows x 1440*ndays minutes) from ``day`` on."""
-        key, vol = s.key, s.listing.volatility
-        m0 = day // MINUTE_MS
-        bounds = m0 + np.arange(1440 * ndays + 1, dtype=np.int64)  # minute boundaries
-        x = np.zeros(len(bounds), dtype=np.float64)
+        return self.compute_minutes([s.listing.symbol], day, 1440 * ndays)[0]
+
+    def _params(self, symbols: Sequence[str]) -> _Params:
+        key = tuple(symbols)
+        hit = self._params_cache.get(key)
+        if hit is not None:
+            return hit
+        syms = [self._sym(name) for name in key]
+
+        def col(values: list[Any], dtype: Any) -> Any:
+            return np.asarray(values, dtype=dtype).reshape(-1, 1)
+
+        params = _Params(
+            salts={stream: col([s.salts[stream] for s in syms], np.uint64) for stream in _STREAMS},
+            vol=col([s.listing.volatility for s in syms], np.float64),
+            base_ticks=col([s.base_ticks for s in syms], np.int64),
+            vol_units=col([s.vol_units for s in syms], np.float64),
+            trade_units=col([s.trade_units for s in syms], np.float64),
+            zero_rate=col([s.listing.zero_volume_rate for s in syms], np.float64),
+            ratio=col([s.ratio for s in syms], np.float64),
+        )
+        with self._lock:
+            if len(self._params_cache) > 64:
+                self._params_cache.clear()
+            self._params_cache[key] = params
+        return params
+
+    def compute_minutes(self, symbols: Sequence[str], first_ms: int, count: int) -> I64:
+        """Final 1m values, shape (len(symbols), 11, count), of the minutes from ``first_ms``.
+
+        Rows are FIELDS then the high and low instants (ms into the minute). Every value is a
+        pure function of (seed, symbol, minute), so one call over many symbols or many minutes
+        gives exactly what separate calls give; listing and outages are not applied here
+        (see ``valid_minutes``).
+        """
+        p = self._params(symbols)
+        vol = p.vol
+        m0 = first_ms // MINUTE_MS
+        bounds = (m0 + np.arange(count + 1, dtype=np.int64)).reshape(1, -1)  # minute boundaries
+        x = np.zeros((len(symbols), count + 1), dtype=np.float64)
         for n, (scale, amp) in enumerate(zip(_SCALES, _AMPS, strict=True)):
+            salt = p.salts[n]
             if scale == 1:  # knots at every boundary: no interpolation needed
-                x += (amp * vol) * (_uniform(key, n, bounds) * 2.0 - 1.0)
+                x += (amp * vol) * (_uniform(salt, bounds) * 2.0 - 1.0)
                 continue
-            k0 = bounds // scale
-            frac = (bounds - k0 * scale).astype(np.float64) / scale
-            # Hash each knot once: a day spans only 1440/scale + 2 knots of this scale.
+            k0 = bounds[0] // scale
+            frac = (bounds[0] - k0 * scale).astype(np.float64) / scale
+            # Hash each knot once: a span covers only count/scale + 2 knots of this scale.
             first = int(k0[0])
-            knots = _uniform(key, n, np.arange(first, int(k0[-1]) + 2, dtype=np.int64)) * 2.0 - 1.0
-            a = knots[k0 - first]
-            b = knots[k0 - first + 1]
+            span = np.arange(first, int(k0[-1]) + 2, dtype=np.int64).reshape(1, -1)
+            knots = _uniform(salt, span) * 2.0 - 1.0
+            a = knots[:, k0 - first]
+            b = knots[:, k0 - first + 1]
             x += amp * vol * (a + (b - a) * frac)
         x = np.clip(x, -1.5, 1.5)
-        price = s.base_ticks * (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
-        p = np.maximum(np.floor(price + 0.5), 2.0).astype(np.int64)
-        o, c = p[:-1], p[1:]
-        mins = bounds[:-1]
-        u = [w for i in range(4) for w in _uniform3(key, 100 + i, mins)]
+        price = p.base_ticks * (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
+        prices = np.maximum(np.floor(price + 0.5), 2.0).astype(np.int64)
+        o, c = prices[:, :-1], prices[:, 1:]
+        mins = bounds[:, :-1]
+        u = [w for stream in _STREAMS[-4:] for w in _uniform3(p.salts[stream], mins)]
         spread = np.maximum(1.0, o * (_SIGMA * vol * 1.2))
         hi = np.maximum(o, c) + np.floor(u[0] * u[0] * spread).astype(np.int64)
         lo = np.maximum(1, np.minimum(o, c) - np.floor(u[1] * u[1] * spread).astype(np.int64))
         move = np.abs(c - o).astype(np.float64) / o
-        volume = s.vol_units * (0.3 + 1.4 * u[2]) * (1.0 + 4.0 * u[3] ** 8) * (1.0 + 300.0 * move)
+        volume = p.vol_units * (0.3 + 1.4 * u[2]) * (1.0 + 4.0 * u[3] ** 8) * (1.0 + 300.0 * move)
         v = np.floor(volume).astype(np.int64)
-        zero = (u[7] < s.listing.zero_volume_rate) | (v <= 0)
+        zero = (u[7] < p.zero_rate) | (v <= 0)
         v = np.where(zero, 0, v)
         vwap = lo + (hi - lo) * (0.25 + 0.5 * u[5])
-        q = np.floor(v * vwap * s.ratio).astype(np.int64)
+        q = np.floor(v * vwap * p.ratio).astype(np.int64)
         tb = np.floor(v * (0.3 + 0.4 * u[4])).astype(np.int64)
-        tq = np.floor(tb * vwap * s.ratio).astype(np.int64)
-        trades = np.maximum(1, np.floor(v / s.trade_units * (0.6 + 0.8 * u[6]))).astype(np.int64)
+        tq = np.floor(tb * vwap * p.ratio).astype(np.int64)
+        trades = np.maximum(1, np.floor(v / p.trade_units * (0.6 + 0.8 * u[6]))).astype(np.int64)
         trades = np.where(zero, 0, trades)
         # A minute without trades keeps the previous close everywhere.
         hi = np.where(zero, o, hi)
@@ -413,7 +502,7 @@ class Market:
         cl = np.where(zero, o, c)
         t_hi = np.floor(u[8] * MINUTE_MS).astype(np.int64)
         t_lo = np.floor(u[9] * MINUTE_MS).astype(np.int64)
-        return np.stack([o, hi, lo, cl, v, q, trades, tb, tq, t_hi, t_lo])
+        return np.stack([o, hi, lo, cl, v, q, trades, tb, tq, t_hi, t_lo], axis=1)
 
     @staticmethod
     def _partial(vals: I64, i: int, elapsed: int) -> list[int]:
@@ -472,17 +561,8 @@ class Market:
         groups = np.nonzero(has)[0]
         chunk = _Chunk([], [])
         if len(groups):
-            body = vals[:9].reshape(9, g, k)
-            first = np.argmax(vm, axis=1)
-            last = k - 1 - np.argmax(vm[:, ::-1], axis=1)
-            rows = np.arange(g)
-            agg = np.empty((9, g), dtype=np.int64)
-            agg[O] = body[O, rows, first]
-            agg[C] = body[C, rows, last]
-            agg[H] = np.where(vm, body[H], -1).max(axis=1)
-            agg[L] = np.where(vm, body[L], np.iinfo(np.int64).max).min(axis=1)
-            for f in (V, Q, N, TB, TQ):
-                agg[f] = np.where(vm, body[f], 0).sum(axis=1)
+            _, agg_gk = aggregate(vals[:9].reshape(9, g, k).transpose(1, 0, 2), vm)
+            agg = np.ascontiguousarray(agg_gk.T)
             if not closed_day and valid.any():
                 cur = (now - day) // MINUTE_MS
                 if static[cur]:
