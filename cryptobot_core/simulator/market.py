@@ -35,6 +35,7 @@ from cryptobot_core.models import Candle, ms_to_dt
 from cryptobot_core.simulator.config import SimConfig, SymbolListing
 
 DAY_MS = 1440 * MINUTE_MS
+_FAR = 2**62  # a time after every candle
 _BLOCK_DAYS = 16
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
@@ -131,10 +132,39 @@ _DEC = '"%d.%08d"'
 _ROW_TMPL = "[%d," + ",".join([_DEC] * 5) + ",%d," + _DEC + ",%d," + _DEC + "," + _DEC + ',"0"]'
 
 
-def _fmt_units(units: int, decimals: int) -> str:
+def fmt_units(units: int, decimals: int) -> str:
     """An integer count of 10^-decimals as Binance's 8-decimal string."""
     whole, frac = divmod(units * _POW10[8 - decimals], 100_000_000)
     return f"{whole}.{frac:08d}"
+
+
+def partial_values(v: list[int], elapsed: int) -> list[int]:
+    """A minute's 9 values as of ``elapsed`` ms after its open, from its 11 final values.
+
+    The close moves linearly from open to the final close, high and low jump to their final
+    values at their hashed instants, volumes and trades grow in proportion to the time.
+    """
+    o, h, lo, c, v_, q, n, tb, tq, t_hi, t_lo = v[:11]
+    if v_ == 0:
+        return [o, h, lo, c, v_, q, n, tb, tq]
+    cp = o + (c - o) * elapsed // MINUTE_MS
+    hp = h if elapsed >= t_hi else max(o, cp)
+    lp = lo if elapsed >= t_lo else min(o, cp)
+    vp = v_ * elapsed // MINUTE_MS
+    np_ = n * elapsed // MINUTE_MS
+    if vp > 0:
+        np_ = max(np_, 1)
+    return [
+        o,
+        hp,
+        lp,
+        cp,
+        vp,
+        q * elapsed // MINUTE_MS,
+        np_,
+        tb * elapsed // MINUTE_MS,
+        tq * elapsed // MINUTE_MS,
+    ]
 
 
 @dataclass(frozen=True)
@@ -166,6 +196,9 @@ class _Params:
     trade_units: F64
     zero_rate: F64
     ratio: F64
+    listed: I64
+    delisted: I64
+    names: npt.NDArray[np.object_]
 
 
 @dataclass
@@ -301,6 +334,19 @@ class Market:
         rows = self.klines(symbol, iv, t, t, 1, now_ms=iv.open_after(t))
         return rows[0] if rows else None
 
+    def values_at(
+        self, symbol: str, interval: Interval | str, open_ms: int, now_ms: int
+    ) -> list[int] | None:
+        """Integer values (FIELDS order) of the candle opening at ``open_ms`` as of ``now_ms``."""
+        iv = Interval.parse(interval)
+        rows = self._select(self._sym(symbol), iv, open_ms, open_ms, 1, now_ms, want_json=False)
+        return list(rows[0][1]) if rows else None
+
+    def decimals(self, symbol: str) -> tuple[int, int]:
+        """(price decimals, quantity decimals) of ``symbol``'s integer units."""
+        s = self._sym(symbol)
+        return s.pd, s.qd
+
     # ---- internals ----------------------------------------------------------------------
 
     def _sym(self, symbol: str) -> _Sym:
@@ -318,15 +364,15 @@ class Market:
             interval=iv,
             open_time=ms_to_dt(open_ms),
             close_time=ms_to_dt(iv.close_time(open_ms)),
-            open=Decimal(_fmt_units(v[O], pd)),
-            high=Decimal(_fmt_units(v[H], pd)),
-            low=Decimal(_fmt_units(v[L], pd)),
-            close=Decimal(_fmt_units(v[C], pd)),
-            volume=Decimal(_fmt_units(v[V], qd)),
-            quote_volume=Decimal(_fmt_units(v[Q], 8)),
+            open=Decimal(fmt_units(v[O], pd)),
+            high=Decimal(fmt_units(v[H], pd)),
+            low=Decimal(fmt_units(v[L], pd)),
+            close=Decimal(fmt_units(v[C], pd)),
+            volume=Decimal(fmt_units(v[V], qd)),
+            quote_volume=Decimal(fmt_units(v[Q], 8)),
             trades=v[N],
-            taker_buy_base_volume=Decimal(_fmt_units(v[TB], qd)),
-            taker_buy_quote_volume=Decimal(_fmt_units(v[TQ], 8)),
+            taker_buy_base_volume=Decimal(fmt_units(v[TB], qd)),
+            taker_buy_quote_volume=Decimal(fmt_units(v[TQ], 8)),
             is_closed=closed,
         )
 
@@ -365,9 +411,9 @@ class Market:
         if close_ms is None:
             close_ms = iv.close_time(t)
         return (
-            f'[{t},"{_fmt_units(v[O], pd)}","{_fmt_units(v[H], pd)}","{_fmt_units(v[L], pd)}",'
-            f'"{_fmt_units(v[C], pd)}","{_fmt_units(v[V], qd)}",{close_ms},'
-            f'"{_fmt_units(v[Q], 8)}",{v[N]},"{_fmt_units(v[TB], qd)}","{_fmt_units(v[TQ], 8)}","0"]'
+            f'[{t},"{fmt_units(v[O], pd)}","{fmt_units(v[H], pd)}","{fmt_units(v[L], pd)}",'
+            f'"{fmt_units(v[C], pd)}","{fmt_units(v[V], qd)}",{close_ms},'
+            f'"{fmt_units(v[Q], 8)}",{v[N]},"{fmt_units(v[TB], qd)}","{fmt_units(v[TQ], 8)}","0"]'
         )
 
     def _static_valid(self, s: _Sym, day: int) -> npt.NDArray[np.bool_]:
@@ -376,15 +422,23 @@ class Market:
 
     def valid_minutes(self, symbol: str, first_ms: int, count: int) -> npt.NDArray[np.bool_]:
         """Which of ``count`` minutes from ``first_ms`` have a candle (listing, outages)."""
-        s = self._sym(symbol)
-        minutes = first_ms + np.arange(count, dtype=np.int64) * MINUTE_MS
-        valid = minutes >= s.listing.listed_ms
-        if s.listing.delisted_ms is not None:
-            valid &= minutes < s.listing.delisted_ms
+        return self.valid_matrix([symbol], first_ms, count)[0]
+
+    def valid_matrix(
+        self, symbols: Sequence[str], first_ms: int, count: int
+    ) -> npt.NDArray[np.bool_]:
+        """(len(symbols), count): which minutes have a candle, ignoring the clock.
+
+        A minute has a candle from the listing on, before the delisting, outside outages.
+        """
+        p = self._params(symbols)
+        minutes = first_ms + np.arange(count, dtype=np.int64).reshape(1, -1) * MINUTE_MS
+        valid = (minutes >= p.listed) & (minutes < p.delisted)
         for outage in self.config.outages:
-            if len(outage) == 3 and outage[2] != s.listing.symbol:  # type: ignore[misc]
-                continue
-            valid &= ~((minutes >= outage[0]) & (minutes < outage[1]))
+            out = (minutes >= outage[0]) & (minutes < outage[1])
+            if len(outage) == 3:
+                out = out & (p.names == outage[2])  # type: ignore[misc]
+            valid &= ~out
         return valid
 
     def _day(self, s: _Sym, day: int) -> tuple[npt.NDArray[np.bool_], I64]:
@@ -442,6 +496,15 @@ class Market:
             trade_units=col([s.trade_units for s in syms], np.float64),
             zero_rate=col([s.listing.zero_volume_rate for s in syms], np.float64),
             ratio=col([s.ratio for s in syms], np.float64),
+            listed=col([s.listing.listed_ms for s in syms], np.int64),
+            delisted=col(
+                [
+                    s.listing.delisted_ms if s.listing.delisted_ms is not None else _FAR
+                    for s in syms
+                ],
+                np.int64,
+            ),
+            names=col(list(key), object),
         )
         with self._lock:
             if len(self._params_cache) > 64:
@@ -507,27 +570,7 @@ class Market:
     @staticmethod
     def _partial(vals: I64, i: int, elapsed: int) -> list[int]:
         """Minute ``i`` of a day as of ``elapsed`` ms after its open (0 <= elapsed < 60000)."""
-        o, h, lo, c, v, q, n, tb, tq, t_hi, t_lo = (int(x) for x in vals[:, i])
-        if v == 0:
-            return [o, h, lo, c, v, q, n, tb, tq]
-        cp = o + (c - o) * elapsed // MINUTE_MS
-        hp = h if elapsed >= t_hi else max(o, cp)
-        lp = lo if elapsed >= t_lo else min(o, cp)
-        vp = v * elapsed // MINUTE_MS
-        np_ = n * elapsed // MINUTE_MS
-        if vp > 0:
-            np_ = max(np_, 1)
-        return [
-            o,
-            hp,
-            lp,
-            cp,
-            vp,
-            q * elapsed // MINUTE_MS,
-            np_,
-            tb * elapsed // MINUTE_MS,
-            tq * elapsed // MINUTE_MS,
-        ]
+        return partial_values([int(x) for x in vals[:, i]], elapsed)
 
     def _day_chunk(self, s: _Sym, iv: Interval, day: int, now: int, want_json: bool) -> _Chunk:
         """Candles of ``iv`` (<= 1d) opening in ``day`` as of ``now``; closed days are cached."""
