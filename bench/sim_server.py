@@ -39,12 +39,18 @@ def main() -> None:
     group.add_argument("--symbols", type=int, default=2, help="synthetic S000USDT... symbols")
     group.add_argument("--trading-symbols", type=int, help="generated_symbols(N) market")
     ap.add_argument("--update-s", type=float, default=1.0)
+    ap.add_argument("--archive-cache-mb", type=float, default=256.0)
     args = ap.parse_args()
     symbols = (
         generated_symbols(args.trading_symbols) if args.trading_symbols else listings(args.symbols)
     )
     server = SimulatorServer(
-        SimConfig(symbols=symbols, clock=SimClock.real(), ws_update_interval_s=args.update_s)
+        SimConfig(
+            symbols=symbols,
+            clock=SimClock.real(),
+            ws_update_interval_s=args.update_s,
+            archive_cache_mb=args.archive_cache_mb,
+        )
     ).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -55,7 +61,17 @@ def main() -> None:
     server.stop()
     print(
         json.dumps(
-            {k: stats[k] for k in ("ws_messages_sent", "ws_finals_sent", "ws_malformed_sent")}
+            {
+                k: stats[k]
+                for k in (
+                    "ws_messages_sent",
+                    "ws_finals_sent",
+                    "ws_malformed_sent",
+                    "archive_requests",
+                    "archive_builds",
+                    "archive_bytes_sent",
+                )
+            }
         ),
         flush=True,
     )

@@ -166,10 +166,9 @@ def _digits(col: I64, fixed: int = 0) -> npt.NDArray[np.uint8]:
         rest //= 10_000
     out = out[:, quads * 4 - width :]
     if not fixed and width > 1:
-        ndigits = np.ones(n, dtype=np.int64)
-        for k in range(1, width):
-            ndigits += col >= 10**k
-        out[np.arange(width)[None, :] < (width - ndigits)[:, None]] = 0
+        # Blank the zeros before the first significant digit (the last digit always stays).
+        significant = np.logical_or.accumulate(out[:, :-1] != 48, axis=1)
+        out[:, :-1][~significant] = 0
     return out
 
 

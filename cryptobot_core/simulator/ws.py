@@ -95,6 +95,7 @@ class StreamState:
     pd: int = 2  # price decimals of the symbol's integer units
     qd: int = 8  # quantity decimals
     seq: int = 0  # identifies this subscription in the connection's update heap
+    phased: bool = False  # its updates have been given their spread phase
 
     def frame(self, open_ms: int, v: list[int], closed: bool, event_ms: int, combined: bool) -> str:
         """The kline event (wrapped when ``combined``) for candle values ``v``."""
@@ -493,8 +494,10 @@ class WsHub:
             if st is None or st.seq != seq:
                 continue  # unsubscribed (or subscribed again since)
             period = self._period(st.interval)
-            if due == 0.0 or due < real - period:
-                # First update, or far behind: restart the schedule from now at a spread phase.
+            if not st.phased or due < real - period:
+                # After the first update (or when far behind), restart the schedule from now at
+                # a phase of its own, so the streams of a connection do not all fire together.
+                st.phased = True
                 nxt = real + period * (1.0 + (seq * _PHI) % 1.0)
             else:
                 nxt = due + period
