@@ -3,6 +3,7 @@
     .venv/bin/python bench/simulator_bench.py klines   [--days 180 --symbols 20 --workers 16]
     .venv/bin/python bench/simulator_bench.py ws       [--symbols 1500 --seconds 65]
     .venv/bin/python bench/simulator_bench.py archives [--symbols 20 --months 12 --workers 4]
+    .venv/bin/python bench/simulator_bench.py ticker   [--symbols 1500]
 
 Every figure is reported with a baseline measured in the same run.
 
@@ -25,6 +26,9 @@ a minimal exact client (download, SHA-256 check, unzip, parse every value as Dec
 the simulator in its own process, cold (every file built) and warm (cached). The baseline is
 the same client work on the same zip bytes already in memory: the ratio says how much the
 server adds. Also the in-process build of one month of 1m (44,640 rows).
+
+``ticker``: the 24 h tickers of a generated market of 1,575 symbols (first minute, next minute,
+same minute), against the naive way: 1,440 1m klines of every symbol, aggregated.
 """
 
 from __future__ import annotations
@@ -371,17 +375,23 @@ def archives_bench(args: argparse.Namespace) -> None:
             fetched[file.name] = (z.content, c.text)
             return parse_archive(z.content, c.text, file.name)
 
-        def through_server() -> tuple[float, float, int]:
-            cpu0, t0 = cpu_seconds(sim.proc.pid), time.perf_counter()
+        def through_server() -> tuple[float, float, float, int]:
+            """(wall s, server CPU s, client CPU s, rows)."""
+            cpu0, own0, t0 = cpu_seconds(sim.proc.pid), time.process_time(), time.perf_counter()
             with (
                 httpx.Client(timeout=120) as c,
                 ThreadPoolExecutor(args.workers) as pool,
             ):
                 rows = sum(pool.map(lambda f: fetch(c, f), files))
-            return time.perf_counter() - t0, cpu_seconds(sim.proc.pid) - cpu0, rows
+            return (
+                time.perf_counter() - t0,
+                cpu_seconds(sim.proc.pid) - cpu0,
+                time.process_time() - own0,
+                rows,
+            )
 
-        cold, cold_cpu, rows = through_server()
-        warm, warm_cpu, _ = through_server()
+        cold, cold_cpu, cold_client, rows = through_server()
+        warm, warm_cpu, warm_client, _ = through_server()
         stats = sim.stop()
     finally:
         if sim.proc.poll() is None:
@@ -391,29 +401,74 @@ def archives_bench(args: argparse.Namespace) -> None:
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda f: parse_archive(*fetched[f.name], f.name), files))
 
+    own0 = time.process_time()
     baseline = timed(client_only)
+    baseline_cpu = time.process_time() - own0
     print(
         f"workload: {args.symbols} symbols x {args.months} months of 1m = {len(files)} files, "
         f"{rows} rows, {stats.get('archive_bytes_sent', 0) / 2**20:.0f} MiB sent, "
         f"{stats.get('archive_builds')} builds, {args.workers} client threads"
     )
-    print(f"client work on in-memory zips (baseline)  {baseline:7.2f}s  1.00x")
     print(
-        f"through the server, cold (builds)        {cold:7.2f}s  {cold / baseline:.2f}x  "
-        f"server CPU {cold_cpu:.1f}s"
+        f"client work on in-memory zips (baseline)  {baseline:7.2f}s  1.00x  "
+        f"client CPU {baseline_cpu:.1f}s"
     )
+    for label, wall, server_cpu, client_cpu in (
+        ("cold (builds)", cold, cold_cpu, cold_client),
+        ("warm (cached)", warm, warm_cpu, warm_client),
+    ):
+        share = server_cpu / (server_cpu + client_cpu)
+        print(
+            f"through the server, {label}        {wall:7.2f}s  {wall / baseline:.2f}x  "
+            f"server CPU {server_cpu:.1f}s, client CPU {client_cpu:.1f}s "
+            f"(server {share:.0%} of the CPU)"
+        )
+
+
+# ---- ticker ---------------------------------------------------------------------------------
+
+
+def ticker_bench(args: argparse.Namespace) -> None:
+    """24 h tickers of a whole market: cold, next minute, same minute, against naive klines."""
+    from cryptobot_core.simulator import generated_symbols
+    from cryptobot_core.simulator.ticker import Tickers
+
+    config = SimConfig(symbols=generated_symbols(args.symbols), clock=SimClock.fixed(NOW_MS))
+    tickers = Tickers(Market(config))
+    cold = timed(lambda: tickers.tickers(NOW_MS))
+    next_minute = timed(lambda: tickers.tickers(NOW_MS + 60_000))
+    same_minute = timed(lambda: tickers.tickers(NOW_MS + 61_000))
+    # Baseline: what a client of REST would do, 1,440 1m klines per symbol, aggregated.
+    market = Market(config)
+    start = NOW_MS - NOW_MS % 60_000 - 86_400_000
+
+    def naive() -> None:
+        for sym in market.symbols:
+            rows = market.klines(sym, "1m", start, start + 86_399_999, 1000)
+            rows += market.klines(sym, "1m", start + 60_000_000, start + 86_399_999, 1000)
+            if rows:
+                sum(r.volume for r in rows), max(r.high for r in rows)
+
+    baseline = timed(naive)
+    n = len(config.symbols)
+    print(f"workload: 24 h tickers of {n} symbols")
+    print(f"naive: 1m klines of every symbol, aggregated (baseline) {baseline:7.2f}s  1.00x")
+    print(f"tickers, first minute (25 hours computed)         {cold:7.2f}s  {cold / baseline:.3f}x")
     print(
-        f"through the server, warm (cached)        {warm:7.2f}s  {warm / baseline:.2f}x  "
-        f"server CPU {warm_cpu:.1f}s"
+        f"tickers, next minute (edges re-aggregated)        {next_minute:7.3f}s  "
+        f"{next_minute / baseline:.4f}x"
     )
+    print(f"tickers, same minute (cached)                     {same_minute * 1e6:7.1f}us")
 
 
 def main() -> None:
     """Run one benchmark (klines by default)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", nargs="?", default="klines", choices=["klines", "ws", "archives"])
+    ap.add_argument(
+        "which", nargs="?", default="klines", choices=["klines", "ws", "archives", "ticker"]
+    )
     ap.add_argument("--days", type=int, default=180, help="klines: days of 15m per symbol")
-    ap.add_argument("--symbols", type=int, help="klines: 20; ws: 1500; archives: 20")
+    ap.add_argument("--symbols", type=int, help="klines: 20; ws, ticker: 1500; archives: 20")
     ap.add_argument("--workers", type=int, help="klines: 16; archives: 4")
     ap.add_argument("--latency", type=float, default=0.05, help="klines: injected latency")
     ap.add_argument("--seconds", type=float, default=65.0, help="ws: measuring time per rate")
@@ -422,6 +477,9 @@ def main() -> None:
     if args.which == "ws":
         args.symbols = args.symbols or 1500
         ws_bench(args)
+    elif args.which == "ticker":
+        args.symbols = args.symbols or 1500
+        ticker_bench(args)
     elif args.which == "archives":
         args.symbols, args.workers = args.symbols or 20, args.workers or 4
         archives_bench(args)
