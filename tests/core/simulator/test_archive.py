@@ -8,6 +8,7 @@ import io
 import zipfile
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import numpy as np
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptobot_core.intervals import MINUTE_MS, Interval
-from cryptobot_core.simulator import SimClock, SimulatorServer
+from cryptobot_core.simulator import SimClock, SimulatorServer, archive
 from cryptobot_core.simulator.archive import ArchiveFile, csv_bytes, parse_archive_path
 from tests.fixtures.simulator import SIM_NOW_MS, MakeSimulator
 
@@ -276,3 +277,6 @@ def test_vectorised_csv_equals_plain_formatting(
         for t, v in rows
     )
     assert csv_bytes(times, times + 59, values, pd, qd).decode() == expected
+    # Written in blocks of rows, the bytes are the same.
+    with patch.object(archive, "_BLOCK", 4):
+        assert csv_bytes(times, times + 59, values, pd, qd).decode() == expected
