@@ -342,6 +342,23 @@ class Market:
         rows = self._select(self._sym(symbol), iv, open_ms, open_ms, 1, now_ms, want_json=False)
         return list(rows[0][1]) if rows else None
 
+    def values_between(
+        self, symbol: str, interval: Interval | str, start_ms: int, end_ms: int, now_ms: int
+    ) -> list[tuple[int, list[int]]]:
+        """(open time, integer values) of every candle opening in [start_ms, end_ms) as of
+        ``now_ms``, ascending; pages through ``klines`` internally."""
+        iv = Interval.parse(interval)
+        s = self._sym(symbol)
+        out: list[tuple[int, list[int]]] = []
+        t = start_ms
+        while t < end_ms:
+            page = self._select(s, iv, t, end_ms - 1, MAX_LIMIT, now_ms, want_json=False)
+            out += [(open_ms, list(values)) for open_ms, values, _ in page]
+            if len(page) < MAX_LIMIT:
+                break
+            t = iv.open_after(page[-1][0])
+        return out
+
     def decimals(self, symbol: str) -> tuple[int, int]:
         """(price decimals, quantity decimals) of ``symbol``'s integer units."""
         s = self._sym(symbol)
