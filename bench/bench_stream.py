@@ -204,26 +204,21 @@ def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
 
 
 class SimProcess:
-    """bench/sim_server.py in its own process, so the simulator gets its own CPU time."""
+    """bench/sim_server.py in its own process, so the simulator gets its own CPU time.
 
-    def __init__(self, symbols: int, update_s: float, fast: bool = False) -> None:
-        argv = (
-            [
-                sys.executable,
-                str(ROOT / "bench" / "fast_ws.py"),
-                "--rate-per-symbol",
-                str(1 / update_s),
-            ]
-            if fast
-            else [
-                sys.executable,
-                str(ROOT / "bench" / "sim_server.py"),
-                "--symbols",
-                str(symbols),
-                "--update-s",
-                str(update_s),
-            ]
-        )
+    The simulator offers 1,500 symbols at 1 update/s on this machine (docs/benchmarks/
+    simulator.md), so it is the feed of every run.
+    """
+
+    def __init__(self, symbols: int, update_s: float) -> None:
+        argv = [
+            sys.executable,
+            str(ROOT / "bench" / "sim_server.py"),
+            "--symbols",
+            str(symbols),
+            "--update-s",
+            str(update_s),
+        ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.port = int(json.loads(self.proc.stdout.readline())["port"])
@@ -241,11 +236,10 @@ def run_live(
     seconds: float,
     update_s: float,
     work: Path,
-    fast: bool = False,
     watch: bool = True,
 ) -> dict[str, Any]:
-    """Feed (simulator or fast_ws) → producer → Kafka → consumer → MongoDB for ``seconds``."""
-    sim = SimProcess(symbols, update_s, fast)
+    """Simulator → producer → Kafka → consumer → MongoDB for ``seconds``."""
+    sim = SimProcess(symbols, update_s)
     stack = Stack(work, [s.symbol for s in listings(symbols)], sim.port)
     sim_stats: dict[str, Any] = {}
     try:
@@ -301,7 +295,7 @@ def run_live(
             "symbols": symbols,
             "seconds": round(elapsed, 1),
             "update_interval_s": update_s,
-            "feed": "bench/fast_ws.py" if fast else "simulator (bench/sim_server.py)",
+            "feed": "simulator (bench/sim_server.py)",
             "feed_stats": sim_stats,
             "offered_msgs_per_s": round(rate_in, 1),
             "producer_received": pstats.get("messages"),
@@ -412,26 +406,19 @@ def main() -> None:
     ap.add_argument("--symbols", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--minutes", type=int, default=10)
-    ap.add_argument(
-        "--feed",
-        choices=["sim", "fast"],
-        default="sim",
-        help="sim: the project's simulator; fast: bench/fast_ws.py (constant prices)",
-    )
     args = ap.parse_args()
     # Logs of the services and stream processes stay in this folder for inspection.
     work = Path(tempfile.mkdtemp(prefix=f"bench-stream-{args.which}-"))
     print(f"logs in {work}", file=sys.stderr)
     if True:
         if args.which == "latency":
-            out = run_live(args.symbols or 2, args.seconds or 60, 0.5, work, args.feed == "fast")
+            out = run_live(args.symbols or 2, args.seconds or 60, 0.5, work)
         elif args.which == "throughput":
             out = run_live(
                 args.symbols or 400,
                 args.seconds or 300,
                 1.0,
                 work,
-                args.feed == "fast",
                 watch=False,
             )
         else:

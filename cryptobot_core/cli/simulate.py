@@ -9,7 +9,13 @@ import typer
 
 from cryptobot_core.errors import ConfigError
 from cryptobot_core.settings import get_settings
-from cryptobot_core.simulator import SimClock, SimConfig, SimulatorServer
+from cryptobot_core.simulator import (
+    SimClock,
+    SimConfig,
+    SimulatorServer,
+    default_symbols,
+    generated_symbols,
+)
 
 
 def simulate(
@@ -30,8 +36,23 @@ def simulate(
         str | None,
         typer.Option(help="Simulated start time (ISO 8601, UTC) when speed != 1 (default: now)"),
     ] = None,
+    trading_symbols: Annotated[
+        int | None,
+        typer.Option(
+            help="List this many TRADING symbols (generated after the 20 defaults, plus 1 in 20 "
+            "in other statuses) instead of the default 20 + LUNAUSDT; e.g. 1500"
+        ),
+    ] = None,
+    update_interval: Annotated[
+        float,
+        typer.Option(help="Seconds between two open-candle updates of a kline stream"),
+    ] = 2.0,
+    archive_delay: Annotated[
+        float,
+        typer.Option(help="Hours after its period ends before an archive file appears"),
+    ] = 6.0,
 ) -> None:
-    """Serve a deterministic Binance-compatible REST + WebSocket API until Ctrl-C."""
+    """Serve a deterministic Binance-compatible REST + WebSocket + archive API until Ctrl-C."""
     from datetime import UTC, datetime
 
     settings = get_settings()
@@ -43,6 +64,12 @@ def simulate(
         raise ConfigError(f"--port must be 0..65535, got {port}")
     if not 0 < speed <= 100_000:
         raise ConfigError(f"--speed must be > 0 and <= 100000, got {speed}")
+    if trading_symbols is not None and not 1 <= trading_symbols <= 20_000:
+        raise ConfigError(f"--trading-symbols must be 1..20000, got {trading_symbols}")
+    if not 0.5 <= update_interval <= 3600:
+        raise ConfigError(f"--update-interval must be 0.5..3600 seconds, got {update_interval}")
+    if not 0 <= archive_delay <= 24 * 30:
+        raise ConfigError(f"--archive-delay must be 0..720 hours, got {archive_delay}")
     start_ms = int(datetime.now(UTC).timestamp() * 1000)
     if start is not None:
         try:
@@ -55,9 +82,19 @@ def simulate(
     clock = (
         SimClock.real() if speed == 1 and start is None else SimClock.accelerated(start_ms, speed)
     )
-    server = SimulatorServer(SimConfig(seed=seed, clock=clock), host=host, port=port).start()
+    config = SimConfig(
+        seed=seed,
+        symbols=default_symbols()
+        if trading_symbols is None
+        else generated_symbols(trading_symbols, seed),
+        clock=clock,
+        ws_update_interval_s=update_interval,
+        archive_delay_s=archive_delay * 3600,
+    )
+    server = SimulatorServer(config, host=host, port=port).start()
     typer.echo(
-        f"Binance simulator (seed {seed}, speed {speed}x) on {server.url}  ws: {server.ws_url}"
+        f"Binance simulator (seed {seed}, speed {speed}x, {len(config.symbols)} symbols) on "
+        f"{server.url}  ws: {server.ws_url}  archives: {server.url}/data/spot/..."
     )
     typer.echo("Press Ctrl-C to stop.")
     try:

@@ -8,7 +8,12 @@ server.stop()
 """
 
 from cryptobot_core.simulator.clock import ClockMode, SimClock
-from cryptobot_core.simulator.config import SimConfig, SymbolListing, default_symbols
+from cryptobot_core.simulator.config import (
+    SimConfig,
+    SymbolListing,
+    default_symbols,
+    generated_symbols,
+)
 from cryptobot_core.simulator.faults import Faults, Stats
 from cryptobot_core.simulator.market import Market
 from cryptobot_core.simulator.server import SimulatorServer
@@ -23,4 +28,5 @@ __all__ = [
     "Stats",
     "SymbolListing",
     "default_symbols",
+    "generated_symbols",
 ]

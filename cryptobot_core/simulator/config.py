@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from cryptobot_core.errors import ValidationError
+from cryptobot_core.exchange.exchange_info import SYMBOL_RE
 from cryptobot_core.intervals import MINUTE_MS
-from cryptobot_core.settings import SYMBOL_RE
 from cryptobot_core.simulator.clock import SimClock
 
 STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
@@ -155,6 +158,134 @@ def default_symbols() -> list[SymbolListing]:
     ]
 
 
+# Quote assets of generated symbols: (asset, share of symbols, value of one unit in USD,
+# log10 range of prices in that asset).
+_GEN_QUOTES = (
+    ("USDT", 0.45, 1.0, (-4.0, 4.5)),
+    ("USDC", 0.10, 1.0, (-4.0, 4.5)),
+    ("FDUSD", 0.08, 1.0, (-4.0, 4.5)),
+    ("BTC", 0.15, 60_000.0, (-5.0, -1.0)),
+    ("ETH", 0.07, 3_000.0, (-4.0, 0.0)),
+    ("BNB", 0.07, 600.0, (-3.0, 1.0)),
+    ("TRY", 0.04, 1 / 35, (-2.0, 6.0)),
+    ("EUR", 0.04, 1.08, (-4.0, 4.5)),
+)
+_GEN_OTHER_STATUSES = ("BREAK", "BREAK", "BREAK", "HALT", "END_OF_DAY", "CANCEL_ONLY")
+_CONSONANTS = "BCDFGHJKLMNPRSTVXZ"
+_VOWELS = "AEIOUY"
+_GEN_LISTED_FROM = _ms("2018-01-01")
+_GEN_LISTED_TO = _ms("2025-06-01")
+_GEN_DELISTED_TO = _ms("2025-12-01")
+_HOUR_MS = 3_600_000
+
+
+class _Draws:
+    """Uniform [0, 1) draws that are a pure function of (seed, symbol number, field name).
+
+    Hash-based rather than ``random.Random`` so the generated universe never depends on how a
+    Python version implements its distributions.
+    """
+
+    def __init__(self, seed: int, number: int) -> None:
+        self.prefix = f"{seed}|{number}|"
+
+    def __call__(self, name: str) -> float:
+        digest = hashlib.blake2b((self.prefix + name).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") / 2.0**64
+
+    def letter(self, name: str, alphabet: str) -> str:
+        return alphabet[int(self(name) * len(alphabet))]
+
+
+def _pow10(exp: int) -> Decimal:
+    return Decimal(1).scaleb(exp)
+
+
+def _generated(seed: int, number: int, taken: set[str], status: str) -> SymbolListing:
+    draw = _Draws(seed, number)
+    pick = draw("quote")
+    quote, _, quote_usd, (lo, hi) = _GEN_QUOTES[-1]
+    for entry in _GEN_QUOTES:
+        if pick < entry[1]:
+            quote, _, quote_usd, (lo, hi) = entry
+            break
+        pick -= entry[1]
+    attempt = 0
+    while True:
+        length = 3 + int(draw(f"len{attempt}") * 3)
+        base = "".join(
+            draw.letter(f"c{attempt}.{k}", _CONSONANTS if k % 2 == 0 else _VOWELS)
+            for k in range(length)
+        )
+        if base not in QUOTE_ASSETS and base + quote not in taken:
+            break
+        attempt += 1
+    # Four significant digits; the tick is 4 decades below the price (at most 0.01).
+    log_price = lo + (hi - lo) * draw("price")
+    decade = math.floor(log_price)
+    price = Decimal(f"{10**log_price:.{max(0, 3 - decade)}f}")
+    tick_exp = min(-2, max(-8, decade - 4))
+    # One lot step is worth about a US cent.
+    step_exp = min(0, max(-8, round(-2 - log_price - math.log10(quote_usd))))
+    usd_per_minute = 10 ** (1.5 + 4.0 * draw("volume"))  # ~30 to ~300,000 USD a minute
+    volume = Decimal(f"{usd_per_minute / quote_usd / float(price):.{-step_exp}f}")
+    volume = max(volume, _pow10(step_exp))
+    listed = _GEN_LISTED_FROM + int(draw("listed") * (_GEN_LISTED_TO - _GEN_LISTED_FROM))
+    listed -= listed % _HOUR_MS
+    delisted = None
+    if status != "TRADING":
+        delisted = listed + 86_400_000 + int(draw("delisted") * (_GEN_DELISTED_TO - listed))
+        delisted -= delisted % _HOUR_MS
+    return SymbolListing(
+        base + quote,
+        listed,
+        price,
+        status=status,
+        tick_size=_pow10(tick_exp),
+        step_size=_pow10(step_exp),
+        base_volume=volume,
+        volatility=round(0.8 + 1.7 * draw("volatility"), 3),
+        zero_volume_rate=round(10 ** (-3.3 + 2.0 * draw("zero")), 5),
+        delisted_ms=delisted,
+        base_asset=base,
+        quote_asset=quote,
+    )
+
+
+def generated_symbols(trading: int, seed: int = 42) -> list[SymbolListing]:
+    """``trading`` TRADING symbols plus one in twenty in other statuses, deterministically.
+
+    The first ones are ``default_symbols()`` (BTCUSDT, ETHUSDT, ... and LUNAUSDT in BREAK), so
+    tests written for the default market still find their symbols; the rest have generated
+    names over eight quote assets (USDT, USDC, FDUSD, BTC, ETH, BNB, TRY, EUR), tick and step
+    sizes that suit their prices, listing dates from 2018 to mid-2025, and the non-TRADING
+    ones were delisted before 2025-12. The list is a pure function of (trading, seed).
+    """
+    if isinstance(trading, bool) or not isinstance(trading, int) or not 1 <= trading <= 20_000:
+        raise ValidationError(f"trading must be a whole number from 1 to 20000, got {trading!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValidationError(f"seed must be an integer, got {seed!r}")
+    defaults = default_symbols()
+    others = max(1, trading // 20)
+    out = [s for s in defaults if s.status == "TRADING"][:trading]
+    out += [s for s in defaults if s.status != "TRADING"][:others]
+    more_trading = trading - sum(s.status == "TRADING" for s in out)
+    more_others = others - sum(s.status != "TRADING" for s in out)
+    total = more_trading + more_others
+    taken = {s.symbol for s in out}
+    n_other = 0
+    for number in range(total):
+        # Spread the non-TRADING symbols evenly through the list.
+        status = "TRADING"
+        if (number + 1) * more_others // total > number * more_others // total:
+            status = _GEN_OTHER_STATUSES[n_other % len(_GEN_OTHER_STATUSES)]
+            n_other += 1
+        listing = _generated(seed, number, taken, status)
+        taken.add(listing.symbol)
+        out.append(listing)
+    return out
+
+
 Outage = tuple[int, int] | tuple[int, int, str]
 
 
@@ -178,6 +309,12 @@ class SimConfig:
     # 429s in one weight window before the IP is banned (418), and the ban length.
     ban_after_429s: int = 3
     ban_s: float = 120.0
+    # Archive files (data.binance.vision layout) appear this long after their period ends,
+    # on the simulated clock; real daily files land 4-6 hours after the day.
+    archive_delay_s: float = 6 * 3600.0
+    # Memory for built archive files (zip bytes), least recently used dropped first.
+    archive_cache_mb: float = 256.0
+    _by_name: dict[str, SymbolListing] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -186,16 +323,17 @@ class SimConfig:
         if not self.symbols:
             raise ValidationError("the simulator needs at least one symbol")
         names = [s.symbol for s in self.symbols]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(names).items() if k > 1)
         if dupes:
             raise ValidationError(f"symbols listed twice: {', '.join(dupes)}")
+        self._by_name = {s.symbol: s for s in self.symbols}
         outages: list[Outage] = []
         for outage in self.outages:
             if len(outage) not in (2, 3) or int(outage[0]) >= int(outage[1]):
                 raise ValidationError(
                     f"an outage is (start_ms, end_ms[, symbol]) with start < end, got {outage!r}"
                 )
-            if len(outage) == 3 and outage[2] not in names:  # type: ignore[misc]
+            if len(outage) == 3 and outage[2] not in self._by_name:  # type: ignore[misc]
                 raise ValidationError(f"outage names unknown symbol {outage[2]!r}")  # type: ignore[misc]
             outages.append(outage)
         self.outages = outages
@@ -207,9 +345,14 @@ class SimConfig:
             "ws_pong_timeout_s",
             "ban_s",
             "ws_max_lifetime_s",
+            "archive_cache_mb",
         ):
             if not getattr(self, name) > 0:
                 raise ValidationError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not (isinstance(self.archive_delay_s, int | float) and self.archive_delay_s >= 0):
+            raise ValidationError(
+                f"archive_delay_s must be >= 0 seconds, got {self.archive_delay_s!r}"
+            )
         if self.ws_max_incoming_per_s < 1 or self.ws_max_streams < 1 or self.ban_after_429s < 1:
             raise ValidationError(
                 "ws_max_incoming_per_s, ws_max_streams and ban_after_429s must be >= 1"
@@ -217,7 +360,4 @@ class SimConfig:
 
     def listing(self, symbol: str) -> SymbolListing | None:
         """The listing of ``symbol``, or None if the simulator does not list it."""
-        for s in self.symbols:
-            if s.symbol == symbol:
-                return s
-        return None
+        return self._by_name.get(symbol)

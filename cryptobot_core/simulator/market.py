@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,7 @@ from cryptobot_core.models import Candle, ms_to_dt
 from cryptobot_core.simulator.config import SimConfig, SymbolListing
 
 DAY_MS = 1440 * MINUTE_MS
+_FAR = 2**62  # a time after every candle
 _BLOCK_DAYS = 16
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
@@ -75,26 +76,55 @@ def _salt(key: int, stream: int) -> np.uint64:
     return np.uint64(z ^ (z >> 31))
 
 
-def _hash(key: int, stream: int, idx: I64) -> npt.NDArray[np.uint64]:
-    """splitmix64 of the counter ``idx`` in the sequence salted by (key, stream)."""
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+
+
+def _hash(salt: U64, idx: I64) -> U64:
+    """splitmix64 of the counters ``idx`` in the sequences salted by ``salt`` (broadcast)."""
     with np.errstate(over="ignore"):
-        z = idx.astype(np.uint64) * _GOLDEN + _salt(key, stream)
+        z = idx.astype(np.uint64) * _GOLDEN + salt
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
+        return z ^ (z >> _S31)  # type: ignore[no-any-return]
 
 
-def _uniform(key: int, stream: int, idx: I64) -> npt.NDArray[np.float64]:
-    """Uniform [0, 1) floats, a pure function of (key, stream, idx)."""
-    return (_hash(key, stream, idx) >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
+def _uniform(salt: U64, idx: I64) -> F64:
+    """Uniform [0, 1) floats, a pure function of (salt, idx)."""
+    return (_hash(salt, idx) >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
-def _uniform3(key: int, stream: int, idx: I64) -> list[npt.NDArray[np.float64]]:
+def _uniform3(salt: U64, idx: I64) -> list[F64]:
     """Three independent 21-bit uniforms [0, 1) from one 64-bit hash per index."""
-    h = _hash(key, stream, idx)
+    h = _hash(salt, idx)
     mask = np.uint64(0x1FFFFF)
     scale = 1.0 / 2097152.0
     return [((h >> np.uint64(shift)) & mask).astype(np.float64) * scale for shift in (43, 22, 1)]
+
+
+# Hash streams: one per value-noise layer, then four for the per-minute draws.
+_STREAMS = (*range(len(_SCALES)), 100, 101, 102, 103)
+
+
+def aggregate(vals: I64, valid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Exact candle aggregate over the last axis: ``vals`` (..., >=9, n) in FIELDS order.
+
+    Only minutes where ``valid`` (..., n) is set take part. Returns ``(has, agg)``: whether
+    any minute was valid, and the aggregate (..., 9) (meaningless where ``has`` is False).
+    The rule is associative, so aggregates can be aggregated again.
+    """
+    n = valid.shape[-1]
+    has = np.asarray(valid.any(axis=-1), dtype=np.bool_)
+    first = np.argmax(valid, axis=-1)[..., None]
+    last = (n - 1 - np.argmax(valid[..., ::-1], axis=-1))[..., None]
+    agg = np.empty((*valid.shape[:-1], 9), dtype=np.int64)
+    agg[..., O] = np.take_along_axis(vals[..., O, :], first, axis=-1)[..., 0]
+    agg[..., C] = np.take_along_axis(vals[..., C, :], last, axis=-1)[..., 0]
+    agg[..., H] = np.where(valid, vals[..., H, :], -1).max(axis=-1)
+    agg[..., L] = np.where(valid, vals[..., L, :], np.iinfo(np.int64).max).min(axis=-1)
+    for f in (V, Q, N, TB, TQ):
+        agg[..., f] = np.where(valid, vals[..., f, :], 0).sum(axis=-1)
+    return has, agg
 
 
 _POW10 = tuple(10**i for i in range(9))
@@ -102,10 +132,39 @@ _DEC = '"%d.%08d"'
 _ROW_TMPL = "[%d," + ",".join([_DEC] * 5) + ",%d," + _DEC + ",%d," + _DEC + "," + _DEC + ',"0"]'
 
 
-def _fmt_units(units: int, decimals: int) -> str:
+def fmt_units(units: int, decimals: int) -> str:
     """An integer count of 10^-decimals as Binance's 8-decimal string."""
     whole, frac = divmod(units * _POW10[8 - decimals], 100_000_000)
     return f"{whole}.{frac:08d}"
+
+
+def partial_values(v: list[int], elapsed: int) -> list[int]:
+    """A minute's 9 values as of ``elapsed`` ms after its open, from its 11 final values.
+
+    The close moves linearly from open to the final close, high and low jump to their final
+    values at their hashed instants, volumes and trades grow in proportion to the time.
+    """
+    o, h, lo, c, v_, q, n, tb, tq, t_hi, t_lo = v[:11]
+    if v_ == 0:
+        return [o, h, lo, c, v_, q, n, tb, tq]
+    cp = o + (c - o) * elapsed // MINUTE_MS
+    hp = h if elapsed >= t_hi else max(o, cp)
+    lp = lo if elapsed >= t_lo else min(o, cp)
+    vp = v_ * elapsed // MINUTE_MS
+    np_ = n * elapsed // MINUTE_MS
+    if vp > 0:
+        np_ = max(np_, 1)
+    return [
+        o,
+        hp,
+        lp,
+        cp,
+        vp,
+        q * elapsed // MINUTE_MS,
+        np_,
+        tb * elapsed // MINUTE_MS,
+        tq * elapsed // MINUTE_MS,
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,6 +180,25 @@ class _Sym:
     qd: int  # quantity decimals
     # quote units (1e-8) per (volume unit * price tick)
     ratio: float
+    # Position in the market's symbol list, and the salt of each hash stream.
+    index: int
+    salts: dict[int, np.uint64]
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Per-symbol constants of a list of symbols as column arrays, for vectorised hashing."""
+
+    salts: dict[int, U64]
+    vol: F64
+    base_ticks: I64
+    vol_units: F64
+    trade_units: F64
+    zero_rate: F64
+    ratio: F64
+    listed: I64
+    delisted: I64
+    names: npt.NDArray[np.object_]
 
 
 @dataclass
@@ -139,20 +217,24 @@ class Market:
         self.config = config
         self.clock = config.clock
         self._syms: dict[str, _Sym] = {}
-        for listing in config.symbols:
+        for index, listing in enumerate(config.symbols):
             digest = hashlib.blake2b(f"{config.seed}|{listing.symbol}".encode(), digest_size=8)
+            key = int.from_bytes(digest.digest(), "little")
             pd, qd = listing.price_decimals, listing.qty_decimals
             vol_units = float(listing.base_volume / listing.step_size)
             self._syms[listing.symbol] = _Sym(
                 listing=listing,
-                key=int.from_bytes(digest.digest(), "little"),
+                key=key,
                 base_ticks=int(listing.base_price / listing.tick_size),
                 vol_units=vol_units,
                 trade_units=max(1.0, vol_units / 300.0),
                 pd=pd,
                 qd=qd,
                 ratio=float(Decimal(10) ** (8 - pd - qd)),
+                index=index,
+                salts={stream: _salt(key, stream) for stream in _STREAMS},
             )
+        self._params_cache: dict[tuple[str, ...], _Params] = {}
         self._lock = threading.Lock()
         self._days: OrderedDict[tuple[str, int], tuple[npt.NDArray[np.bool_], I64]] = OrderedDict()
         self._chunks: OrderedDict[tuple[str, str, int], _Chunk] = OrderedDict()
@@ -252,6 +334,36 @@ class Market:
         rows = self.klines(symbol, iv, t, t, 1, now_ms=iv.open_after(t))
         return rows[0] if rows else None
 
+    def values_at(
+        self, symbol: str, interval: Interval | str, open_ms: int, now_ms: int
+    ) -> list[int] | None:
+        """Integer values (FIELDS order) of the candle opening at ``open_ms`` as of ``now_ms``."""
+        iv = Interval.parse(interval)
+        rows = self._select(self._sym(symbol), iv, open_ms, open_ms, 1, now_ms, want_json=False)
+        return list(rows[0][1]) if rows else None
+
+    def values_between(
+        self, symbol: str, interval: Interval | str, start_ms: int, end_ms: int, now_ms: int
+    ) -> list[tuple[int, list[int]]]:
+        """(open time, integer values) of every candle opening in [start_ms, end_ms) as of
+        ``now_ms``, ascending; pages through ``klines`` internally."""
+        iv = Interval.parse(interval)
+        s = self._sym(symbol)
+        out: list[tuple[int, list[int]]] = []
+        t = start_ms
+        while t < end_ms:
+            page = self._select(s, iv, t, end_ms - 1, MAX_LIMIT, now_ms, want_json=False)
+            out += [(open_ms, list(values)) for open_ms, values, _ in page]
+            if len(page) < MAX_LIMIT:
+                break
+            t = iv.open_after(page[-1][0])
+        return out
+
+    def decimals(self, symbol: str) -> tuple[int, int]:
+        """(price decimals, quantity decimals) of ``symbol``'s integer units."""
+        s = self._sym(symbol)
+        return s.pd, s.qd
+
     # ---- internals ----------------------------------------------------------------------
 
     def _sym(self, symbol: str) -> _Sym:
@@ -269,15 +381,15 @@ class Market:
             interval=iv,
             open_time=ms_to_dt(open_ms),
             close_time=ms_to_dt(iv.close_time(open_ms)),
-            open=Decimal(_fmt_units(v[O], pd)),
-            high=Decimal(_fmt_units(v[H], pd)),
-            low=Decimal(_fmt_units(v[L], pd)),
-            close=Decimal(_fmt_units(v[C], pd)),
-            volume=Decimal(_fmt_units(v[V], qd)),
-            quote_volume=Decimal(_fmt_units(v[Q], 8)),
+            open=Decimal(fmt_units(v[O], pd)),
+            high=Decimal(fmt_units(v[H], pd)),
+            low=Decimal(fmt_units(v[L], pd)),
+            close=Decimal(fmt_units(v[C], pd)),
+            volume=Decimal(fmt_units(v[V], qd)),
+            quote_volume=Decimal(fmt_units(v[Q], 8)),
             trades=v[N],
-            taker_buy_base_volume=Decimal(_fmt_units(v[TB], qd)),
-            taker_buy_quote_volume=Decimal(_fmt_units(v[TQ], 8)),
+            taker_buy_base_volume=Decimal(fmt_units(v[TB], qd)),
+            taker_buy_quote_volume=Decimal(fmt_units(v[TQ], 8)),
             is_closed=closed,
         )
 
@@ -316,21 +428,34 @@ class Market:
         if close_ms is None:
             close_ms = iv.close_time(t)
         return (
-            f'[{t},"{_fmt_units(v[O], pd)}","{_fmt_units(v[H], pd)}","{_fmt_units(v[L], pd)}",'
-            f'"{_fmt_units(v[C], pd)}","{_fmt_units(v[V], qd)}",{close_ms},'
-            f'"{_fmt_units(v[Q], 8)}",{v[N]},"{_fmt_units(v[TB], qd)}","{_fmt_units(v[TQ], 8)}","0"]'
+            f'[{t},"{fmt_units(v[O], pd)}","{fmt_units(v[H], pd)}","{fmt_units(v[L], pd)}",'
+            f'"{fmt_units(v[C], pd)}","{fmt_units(v[V], qd)}",{close_ms},'
+            f'"{fmt_units(v[Q], 8)}",{v[N]},"{fmt_units(v[TB], qd)}","{fmt_units(v[TQ], 8)}","0"]'
         )
 
     def _static_valid(self, s: _Sym, day: int) -> npt.NDArray[np.bool_]:
         """Minutes of ``day`` that have a candle, ignoring the clock (listing, outages)."""
-        minutes = day + np.arange(1440, dtype=np.int64) * MINUTE_MS
-        valid = minutes >= s.listing.listed_ms
-        if s.listing.delisted_ms is not None:
-            valid &= minutes < s.listing.delisted_ms
+        return self.valid_minutes(s.listing.symbol, day, 1440)
+
+    def valid_minutes(self, symbol: str, first_ms: int, count: int) -> npt.NDArray[np.bool_]:
+        """Which of ``count`` minutes from ``first_ms`` have a candle (listing, outages)."""
+        return self.valid_matrix([symbol], first_ms, count)[0]
+
+    def valid_matrix(
+        self, symbols: Sequence[str], first_ms: int, count: int
+    ) -> npt.NDArray[np.bool_]:
+        """(len(symbols), count): which minutes have a candle, ignoring the clock.
+
+        A minute has a candle from the listing on, before the delisting, outside outages.
+        """
+        p = self._params(symbols)
+        minutes = first_ms + np.arange(count, dtype=np.int64).reshape(1, -1) * MINUTE_MS
+        valid = (minutes >= p.listed) & (minutes < p.delisted)
         for outage in self.config.outages:
-            if len(outage) == 3 and outage[2] != s.listing.symbol:  # type: ignore[misc]
-                continue
-            valid &= ~((minutes >= outage[0]) & (minutes < outage[1]))
+            out = (minutes >= outage[0]) & (minutes < outage[1])
+            if len(outage) == 3:
+                out = out & (p.names == outage[2])  # type: ignore[misc]
+            valid &= ~out
         return valid
 
     def _day(self, s: _Sym, day: int) -> tuple[npt.NDArray[np.bool_], I64]:
@@ -346,9 +471,10 @@ class Market:
         # the blocking (every value is a pure function of its minute).
         first = day - day % (_BLOCK_DAYS * DAY_MS)
         block = self._compute_days(s, first, _BLOCK_DAYS)
+        # Copies, not views: a cached day must not keep its whole 16-day block alive.
         result = (
             self._static_valid(s, day),
-            block[:, (day - first) // MINUTE_MS : (day - first) // MINUTE_MS + 1440],
+            block[:, (day - first) // MINUTE_MS : (day - first) // MINUTE_MS + 1440].copy(),
         )
         with self._lock:
             for k in range(_BLOCK_DAYS):
@@ -357,7 +483,7 @@ class Market:
                     continue
                 self._days[(s.listing.symbol, d)] = (
                     self._static_valid(s, d),
-                    block[:, k * 1440 : (k + 1) * 1440],
+                    block[:, k * 1440 : (k + 1) * 1440].copy(),
                 )
             self._days[key] = result
             self._days.move_to_end(key)
@@ -365,47 +491,113 @@ class Market:
                 self._days.popitem(last=False)
         return result
 
-    def _compute_day(self, s: _Sym, day: int) -> I64:
-        """Final 1m values (rows FIELDS + high/low times) for the 1440 minutes of ``day``."""
-        return self._compute_days(s, day, 1)
-
     def _compute_days(self, s: _Sym, day: int, ndays: int) -> I64:
         """Final 1m values (11 rows x 1440*ndays minutes) from ``day`` on."""
-        key, vol = s.key, s.listing.volatility
-        m0 = day // MINUTE_MS
-        bounds = m0 + np.arange(1440 * ndays + 1, dtype=np.int64)  # minute boundaries
-        x = np.zeros(len(bounds), dtype=np.float64)
+        return self.compute_minutes([s.listing.symbol], day, 1440 * ndays)[0]
+
+    def _params(self, symbols: Sequence[str]) -> _Params:
+        key = tuple(symbols)
+        hit = self._params_cache.get(key)
+        if hit is not None:
+            return hit
+        syms = [self._sym(name) for name in key]
+
+        def col(values: list[Any], dtype: Any) -> Any:
+            return np.asarray(values, dtype=dtype).reshape(-1, 1)
+
+        params = _Params(
+            salts={stream: col([s.salts[stream] for s in syms], np.uint64) for stream in _STREAMS},
+            vol=col([s.listing.volatility for s in syms], np.float64),
+            base_ticks=col([s.base_ticks for s in syms], np.int64),
+            vol_units=col([s.vol_units for s in syms], np.float64),
+            trade_units=col([s.trade_units for s in syms], np.float64),
+            zero_rate=col([s.listing.zero_volume_rate for s in syms], np.float64),
+            ratio=col([s.ratio for s in syms], np.float64),
+            listed=col([s.listing.listed_ms for s in syms], np.int64),
+            delisted=col(
+                [
+                    s.listing.delisted_ms if s.listing.delisted_ms is not None else _FAR
+                    for s in syms
+                ],
+                np.int64,
+            ),
+            names=col(list(key), object),
+        )
+        with self._lock:
+            if len(self._params_cache) > 64:
+                self._params_cache.clear()
+            self._params_cache[key] = params
+        return params
+
+    def compute_minutes(self, symbols: Sequence[str], first_ms: int, count: int) -> I64:
+        """Final 1m values, shape (len(symbols), 11, count), of the minutes from ``first_ms``.
+
+        Rows are FIELDS then the high and low instants (ms into the minute). Every value is a
+        pure function of (seed, symbol, minute), so one call over many symbols or many minutes
+        gives exactly what separate calls give; listing and outages are not applied here
+        (see ``valid_minutes``).
+        """
+        # One symbol: plain scalars and 1-D arrays (numpy is ~25% faster without broadcasting).
+        # Many: per-symbol constants as column arrays against a row of minutes. The arithmetic
+        # per element is the same IEEE operations either way, hence the same bits.
+        single = len(symbols) == 1
+        p: _Params | _Sym = self._sym(symbols[0]) if single else self._params(symbols)
+        line = first_ms // MINUTE_MS + np.arange(count + 1, dtype=np.int64)  # minute boundaries
+        bounds = line if single else line.reshape(1, -1)
+        if isinstance(p, _Sym):
+            salts: dict[int, Any] = p.salts
+            vol: Any = p.listing.volatility
+            base_ticks: Any = p.base_ticks
+            vol_units: Any = p.vol_units
+            zero_rate: Any = p.listing.zero_volume_rate
+            ratio: Any = p.ratio
+            trade_units: Any = p.trade_units
+        else:
+            salts, vol, base_ticks = p.salts, p.vol, p.base_ticks
+            vol_units, zero_rate, ratio, trade_units = (
+                p.vol_units,
+                p.zero_rate,
+                p.ratio,
+                p.trade_units,
+            )
+        x = np.zeros(bounds.shape if single else (len(symbols), count + 1), dtype=np.float64)
         for n, (scale, amp) in enumerate(zip(_SCALES, _AMPS, strict=True)):
+            salt = salts[n]
             if scale == 1:  # knots at every boundary: no interpolation needed
-                x += (amp * vol) * (_uniform(key, n, bounds) * 2.0 - 1.0)
+                x += (amp * vol) * (_uniform(salt, bounds) * 2.0 - 1.0)
                 continue
-            k0 = bounds // scale
-            frac = (bounds - k0 * scale).astype(np.float64) / scale
-            # Hash each knot once: a day spans only 1440/scale + 2 knots of this scale.
+            k0 = line // scale
+            frac = (line - k0 * scale).astype(np.float64) / scale
+            # Hash each knot once: a span covers only count/scale + 2 knots of this scale.
             first = int(k0[0])
-            knots = _uniform(key, n, np.arange(first, int(k0[-1]) + 2, dtype=np.int64)) * 2.0 - 1.0
-            a = knots[k0 - first]
-            b = knots[k0 - first + 1]
+            span = np.arange(first, int(k0[-1]) + 2, dtype=np.int64)
+            at = k0 - first
+            if single:  # plain indexing: twice as fast as knots[..., at]
+                knots = _uniform(salt, span) * 2.0 - 1.0
+                a, b = knots[at], knots[at + 1]
+            else:
+                knots = _uniform(salt, span.reshape(1, -1)) * 2.0 - 1.0
+                a, b = knots[:, at], knots[:, at + 1]
             x += amp * vol * (a + (b - a) * frac)
         x = np.clip(x, -1.5, 1.5)
-        price = s.base_ticks * (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
-        p = np.maximum(np.floor(price + 0.5), 2.0).astype(np.int64)
-        o, c = p[:-1], p[1:]
-        mins = bounds[:-1]
-        u = [w for i in range(4) for w in _uniform3(key, 100 + i, mins)]
+        price = base_ticks * (1.0 + x + x * x / 2.0 + x * x * x / 6.0)
+        prices = np.maximum(np.floor(price + 0.5), 2.0).astype(np.int64)
+        o, c = prices[..., :-1], prices[..., 1:]
+        mins = bounds[..., :-1]
+        u = [w for stream in _STREAMS[-4:] for w in _uniform3(salts[stream], mins)]
         spread = np.maximum(1.0, o * (_SIGMA * vol * 1.2))
         hi = np.maximum(o, c) + np.floor(u[0] * u[0] * spread).astype(np.int64)
         lo = np.maximum(1, np.minimum(o, c) - np.floor(u[1] * u[1] * spread).astype(np.int64))
         move = np.abs(c - o).astype(np.float64) / o
-        volume = s.vol_units * (0.3 + 1.4 * u[2]) * (1.0 + 4.0 * u[3] ** 8) * (1.0 + 300.0 * move)
+        volume = vol_units * (0.3 + 1.4 * u[2]) * (1.0 + 4.0 * u[3] ** 8) * (1.0 + 300.0 * move)
         v = np.floor(volume).astype(np.int64)
-        zero = (u[7] < s.listing.zero_volume_rate) | (v <= 0)
+        zero = (u[7] < zero_rate) | (v <= 0)
         v = np.where(zero, 0, v)
         vwap = lo + (hi - lo) * (0.25 + 0.5 * u[5])
-        q = np.floor(v * vwap * s.ratio).astype(np.int64)
+        q = np.floor(v * vwap * ratio).astype(np.int64)
         tb = np.floor(v * (0.3 + 0.4 * u[4])).astype(np.int64)
-        tq = np.floor(tb * vwap * s.ratio).astype(np.int64)
-        trades = np.maximum(1, np.floor(v / s.trade_units * (0.6 + 0.8 * u[6]))).astype(np.int64)
+        tq = np.floor(tb * vwap * ratio).astype(np.int64)
+        trades = np.maximum(1, np.floor(v / trade_units * (0.6 + 0.8 * u[6]))).astype(np.int64)
         trades = np.where(zero, 0, trades)
         # A minute without trades keeps the previous close everywhere.
         hi = np.where(zero, o, hi)
@@ -413,32 +605,14 @@ class Market:
         cl = np.where(zero, o, c)
         t_hi = np.floor(u[8] * MINUTE_MS).astype(np.int64)
         t_lo = np.floor(u[9] * MINUTE_MS).astype(np.int64)
-        return np.stack([o, hi, lo, cl, v, q, trades, tb, tq, t_hi, t_lo])
+        # Stacked field-major (a contiguous copy), then viewed as (symbols, fields, minutes).
+        out = np.stack([o, hi, lo, cl, v, q, trades, tb, tq, t_hi, t_lo])
+        return out[np.newaxis] if single else out.transpose(1, 0, 2)
 
     @staticmethod
     def _partial(vals: I64, i: int, elapsed: int) -> list[int]:
         """Minute ``i`` of a day as of ``elapsed`` ms after its open (0 <= elapsed < 60000)."""
-        o, h, lo, c, v, q, n, tb, tq, t_hi, t_lo = (int(x) for x in vals[:, i])
-        if v == 0:
-            return [o, h, lo, c, v, q, n, tb, tq]
-        cp = o + (c - o) * elapsed // MINUTE_MS
-        hp = h if elapsed >= t_hi else max(o, cp)
-        lp = lo if elapsed >= t_lo else min(o, cp)
-        vp = v * elapsed // MINUTE_MS
-        np_ = n * elapsed // MINUTE_MS
-        if vp > 0:
-            np_ = max(np_, 1)
-        return [
-            o,
-            hp,
-            lp,
-            cp,
-            vp,
-            q * elapsed // MINUTE_MS,
-            np_,
-            tb * elapsed // MINUTE_MS,
-            tq * elapsed // MINUTE_MS,
-        ]
+        return partial_values([int(x) for x in vals[:, i]], elapsed)
 
     def _day_chunk(self, s: _Sym, iv: Interval, day: int, now: int, want_json: bool) -> _Chunk:
         """Candles of ``iv`` (<= 1d) opening in ``day`` as of ``now``; closed days are cached."""
@@ -472,17 +646,8 @@ class Market:
         groups = np.nonzero(has)[0]
         chunk = _Chunk([], [])
         if len(groups):
-            body = vals[:9].reshape(9, g, k)
-            first = np.argmax(vm, axis=1)
-            last = k - 1 - np.argmax(vm[:, ::-1], axis=1)
-            rows = np.arange(g)
-            agg = np.empty((9, g), dtype=np.int64)
-            agg[O] = body[O, rows, first]
-            agg[C] = body[C, rows, last]
-            agg[H] = np.where(vm, body[H], -1).max(axis=1)
-            agg[L] = np.where(vm, body[L], np.iinfo(np.int64).max).min(axis=1)
-            for f in (V, Q, N, TB, TQ):
-                agg[f] = np.where(vm, body[f], 0).sum(axis=1)
+            _, agg_gk = aggregate(vals[:9].reshape(9, g, k).transpose(1, 0, 2), vm)
+            agg = np.ascontiguousarray(agg_gk.T)
             if not closed_day and valid.any():
                 cur = (now - day) // MINUTE_MS
                 if static[cur]:

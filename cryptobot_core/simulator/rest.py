@@ -8,7 +8,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +18,8 @@ from cryptobot_core.intervals import MINUTE_MS, Interval
 from cryptobot_core.simulator.clock import SimClock
 from cryptobot_core.simulator.config import STATUSES, SimConfig, SymbolListing
 from cryptobot_core.simulator.faults import Faults, Stats
-from cryptobot_core.simulator.market import DEFAULT_LIMIT, MAX_LIMIT, Market, _fmt_units
+from cryptobot_core.simulator.market import DEFAULT_LIMIT, MAX_LIMIT, Market, fmt_units
+from cryptobot_core.simulator.ticker import Tickers
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,11 @@ WEIGHTS = {
     "/api/v3/exchangeInfo": 20,
     "/api/v3/klines": 2,
     "/api/v3/uiKlines": 2,
+    "/api/v3/ticker/24hr": 80,  # without symbol(s); see ticker_weight()
 }
+TICKER_PATH = "/api/v3/ticker/24hr"
+TICKER_TYPES = ("FULL", "MINI")
+TICKER_STATUSES = ("TRADING", "HALT", "BREAK")
 PARAMS = {
     "/api/v3/ping": frozenset(),
     "/api/v3/time": frozenset(),
@@ -42,8 +47,10 @@ PARAMS = {
     "/api/v3/uiKlines": frozenset(
         {"symbol", "interval", "startTime", "endTime", "timeZone", "limit"}
     ),
+    "/api/v3/ticker/24hr": frozenset({"symbol", "symbols", "type", "symbolStatus"}),
 }
 SYMBOL_PARAM_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
+SYMBOLS_LEGAL = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
 SYMBOLS_PARAM_RE = re.compile(r'^\[("[A-Z0-9\-_.]{1,20}"(,"[A-Z0-9\-_.]{1,20}"){0,}){0,1}\]$')
 LONG_RE = re.compile(r"^[0-9]{1,20}$")
 UTC_ZONES = frozenset({"0", "+0", "-0", "00:00", "+00:00", "-00:00", "0:00", "+0:00", "-0:00"})
@@ -82,6 +89,17 @@ def not_valid(name: str) -> BinanceHTTPError:
     return BinanceHTTPError(-1130, f"Data sent for parameter '{name}' is not valid.")
 
 
+def ticker_weight(query: Any) -> int:
+    """Weight of /api/v3/ticker/24hr: 2 for one symbol, 2/40/80 for 1-20/21-100/more, 80 all."""
+    if query.get("symbol"):
+        return 2
+    raw = query.get("symbols")
+    if not raw:
+        return 80
+    count = raw.count(",") + 1
+    return 2 if count <= 20 else 40 if count <= 100 else 80
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(data, separators=(",", ":")).encode(),
@@ -96,13 +114,18 @@ def _json_text(text: str) -> web.Response:
 
 
 class WeightLimiter:
-    """REQUEST_WEIGHT per minute of the simulated clock, with 429s and then a 418 ban."""
+    """REQUEST_WEIGHT per minute of the simulated clock, with 429s and then a 418 ban.
+
+    Also holds the on-demand refusals (``Faults.ban_ip`` / ``Faults.throttle``): until
+    ``banned_until_ms`` every request gets 418, until ``throttled_until_ms`` 429.
+    """
 
     def __init__(self, config: SimConfig, clock: SimClock, stats: Stats) -> None:
         self.config = config
         self.clock = clock
         self.stats = stats
         self.banned_until_ms = 0
+        self.throttled_until_ms = 0
         self._429s: dict[int, int] = {}
 
     def used(self) -> int:
@@ -113,18 +136,52 @@ class WeightLimiter:
     def _retry_after(self, sim_ms: int) -> str:
         return str(max(1, math.ceil(self.clock.real_seconds(sim_ms))))
 
+    def refuse(self, status: int, seconds: float) -> None:
+        """Refuse every request with ``status`` (418 or 429) for ``seconds`` simulated seconds
+        from now; 0 lifts it."""
+        until = self.clock.now_ms() + int(seconds * 1000) if seconds > 0 else 0
+        if status == 418:
+            self.banned_until_ms = until
+            if until:
+                self.stats.add("bans")
+                log.info("simulator: IP banned on demand until %s", until)
+        else:
+            self.throttled_until_ms = until
+
+    def _banned(self, now: int) -> BinanceHTTPError:
+        return BinanceHTTPError(
+            -1003,
+            f"Way too much request weight used; IP banned until {self.banned_until_ms}. "
+            "Please use WebSocket Streams for live updates to avoid bans.",
+            status=418,
+            headers={"Retry-After": self._retry_after(self.banned_until_ms - now)},
+        )
+
+    def refusal(self, websocket: bool = False) -> BinanceHTTPError | None:
+        """The 418 of a ban (REST and WebSocket handshakes) or 429 of a throttle (REST), if any.
+
+        Every refused request is counted, so a test can check that a client kept away.
+        """
+        now = self.clock.now_ms()
+        if now < self.banned_until_ms:
+            self.stats.add("requests_during_ban")
+            return self._banned(now)
+        if not websocket and now < self.throttled_until_ms:
+            self.stats.add("requests_during_throttle")
+            return BinanceHTTPError(
+                -1003,
+                "Too many requests; current limit of IP is "
+                f"{self.config.weight_limit} request weight per 1 MINUTE. Please use WebSocket "
+                "Streams for live updates to avoid polling the API.",
+                status=429,
+                headers={"Retry-After": self._retry_after(self.throttled_until_ms - now)},
+            )
+        return None
+
     def charge(self, weight: int) -> None:
         """Count a request's weight; raise the 429/418 error when the budget is spent."""
         now = self.clock.now_ms()
         minute = now - now % MINUTE_MS
-        if now < self.banned_until_ms:
-            raise BinanceHTTPError(
-                -1003,
-                f"Way too much request weight used; IP banned until {self.banned_until_ms}. "
-                "Please use WebSocket Streams for live updates to avoid bans.",
-                status=418,
-                headers={"Retry-After": self._retry_after(self.banned_until_ms - now)},
-            )
         used = self.stats.add_weight(minute, weight)
         if used <= self.config.weight_limit:
             return
@@ -135,13 +192,7 @@ class WeightLimiter:
             self.banned_until_ms = now + int(self.config.ban_s * 1000)
             self.stats.add("bans")
             log.info("simulator: IP banned until %s after %s 429s", self.banned_until_ms, count - 1)
-            raise BinanceHTTPError(
-                -1003,
-                f"Way too much request weight used; IP banned until {self.banned_until_ms}. "
-                "Please use WebSocket Streams for live updates to avoid bans.",
-                status=418,
-                headers={"Retry-After": self._retry_after(self.banned_until_ms - now)},
-            )
+            raise self._banned(now)
         raise BinanceHTTPError(
             -1003,
             f"Too much request weight used; current limit is {self.config.weight_limit} request "
@@ -154,8 +205,8 @@ class WeightLimiter:
 
 def _symbol_info(s: SymbolListing) -> dict[str, Any]:
     pd, qd = s.price_decimals, s.qty_decimals
-    tick = _fmt_units(1, pd)
-    step = _fmt_units(1, qd)
+    tick = fmt_units(1, pd)
+    step = fmt_units(1, qd)
     return {
         "symbol": s.symbol,
         "status": s.status,
@@ -296,6 +347,12 @@ class Rest:
     faults: Faults
     stats: Stats
     limiter: WeightLimiter
+    tickers: Tickers = field(init=False)
+    # Each symbol's exchangeInfo entry, serialised once: 1,500 symbols make a 3 MB body.
+    _symbol_json: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tickers = Tickers(self.market)
 
     def routes(self) -> list[web.RouteDef]:
         """aiohttp routes of every REST endpoint."""
@@ -305,7 +362,17 @@ class Rest:
             web.get("/api/v3/exchangeInfo", self.exchange_info),
             web.get("/api/v3/klines", self.klines),
             web.get("/api/v3/uiKlines", self.klines),
+            web.get("/api/v3/ticker/24hr", self.ticker_24hr),
         ]
+
+    def ws_gate(self) -> web.StreamResponse | None:
+        """The 418 answer to a WebSocket handshake while the IP is banned, else None."""
+        err = self.limiter.refusal(websocket=True)
+        if err is None:
+            return None
+        resp = _json({"code": err.code, "msg": err.msg}, status=err.status)
+        resp.headers.update(err.headers)
+        return resp
 
     @web.middleware
     async def middleware(
@@ -320,8 +387,12 @@ class Rest:
         try:
             if self.faults.latency_s > 0:
                 await asyncio.sleep(self.faults.latency_s)
+            refusal = self.limiter.refusal()
+            if refusal is not None:
+                raise refusal
             self._inject()
-            self.limiter.charge(WEIGHTS[path])
+            weight = ticker_weight(request.query) if path == TICKER_PATH else WEIGHTS[path]
+            self.limiter.charge(weight)
             self._check_params(request)
             resp = await handler(request)
         except BinanceHTTPError as err:
@@ -402,31 +473,70 @@ class Rest:
     async def exchange_info(self, request: web.Request) -> web.Response:
         """GET /api/v3/exchangeInfo with optional symbol / symbols / symbolStatus."""
         q = request.query
-        symbol, symbols_raw = _param(q, "symbol"), _param(q, "symbols")
         status = _param(q, "symbolStatus")
-        if symbol is not None and symbols_raw is not None:
-            raise BinanceHTTPError(-1128, "Combination of optional parameters invalid.")
-        listings = list(self.config.symbols)
-        if symbol is not None:
-            if not SYMBOL_PARAM_RE.match(symbol):
-                raise illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
-            listings = self._lookup([symbol])
-        elif symbols_raw is not None:
-            if not SYMBOLS_PARAM_RE.match(symbols_raw):
-                raise illegal(
-                    "symbols", '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
-                )
-            names = json.loads(symbols_raw)
-            if not names:
-                raise mandatory("symbols")
-            listings = self._lookup(names)
+        named = self._named_listings(q)
+        listings = list(self.config.symbols) if named is None else named
         if status is not None:
-            if symbol is not None or symbols_raw is not None:
+            if named is not None:
                 raise BinanceHTTPError(-1128, "Combination of optional parameters invalid.")
             if status not in STATUSES:
                 raise not_valid("symbolStatus")
             listings = [s for s in listings if s.status == status]
-        return _json(exchange_info(self.config, self.market.clock.now_ms(), listings))
+        body = json.dumps(
+            exchange_info(self.config, self.market.clock.now_ms(), []), separators=(",", ":")
+        )
+        entries = ",".join(self._symbol_entry(s) for s in listings)
+        return _json_text(body[: -len("[]}")] + "[" + entries + "]}")
+
+    def _symbol_entry(self, listing: SymbolListing) -> str:
+        text = self._symbol_json.get(listing.symbol)
+        if text is None:
+            text = json.dumps(_symbol_info(listing), separators=(",", ":"))
+            self._symbol_json[listing.symbol] = text
+        return text
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/24hr with optional symbol / symbols / type / symbolStatus."""
+        q = request.query
+        kind, status = _param(q, "type") or "FULL", _param(q, "symbolStatus")
+        named = self._named_listings(q)
+        if kind not in TICKER_TYPES:
+            raise not_valid("type")
+        if status is not None and status not in TICKER_STATUSES:
+            raise not_valid("symbolStatus")
+        single = _param(q, "symbol") is not None
+        listings = list(self.config.symbols) if named is None else named
+        if single and status is not None and listings[0].status != status:
+            raise BinanceHTTPError(
+                -1220, "The symbol's status does not match the requested symbolStatus."
+            )
+        if status is not None:
+            listings = [s for s in listings if s.status == status]
+        now = self.market.clock.now_ms()
+        # The first request of a minute aggregates 24 h of every symbol: off the event loop.
+        loop = asyncio.get_running_loop()
+        tickers = await loop.run_in_executor(None, self.tickers.tickers, now, kind == "MINI")
+        if single:
+            return _json_text(tickers[listings[0].symbol])
+        return _json_text("[" + ",".join(tickers[s.symbol] for s in listings) + "]")
+
+    def _named_listings(self, q: Any) -> list[SymbolListing] | None:
+        """The listings named by ``symbol`` or ``symbols`` (validated), None if neither."""
+        symbol, symbols_raw = _param(q, "symbol"), _param(q, "symbols")
+        if symbol is not None and symbols_raw is not None:
+            raise BinanceHTTPError(-1128, "Combination of optional parameters invalid.")
+        if symbol is not None:
+            if not SYMBOL_PARAM_RE.match(symbol):
+                raise illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
+            return self._lookup([symbol])
+        if symbols_raw is None:
+            return None
+        if not SYMBOLS_PARAM_RE.match(symbols_raw):
+            raise illegal("symbols", SYMBOLS_LEGAL)
+        names = json.loads(symbols_raw)
+        if not names:
+            raise mandatory("symbols")
+        return self._lookup(names)
 
     def _lookup(self, names: list[str]) -> list[SymbolListing]:
         out = []

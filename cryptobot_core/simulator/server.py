@@ -6,11 +6,13 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
 
 from cryptobot_core.errors import ServiceError
+from cryptobot_core.simulator.archive import Archives, ArchiveServer
 from cryptobot_core.simulator.clock import SimClock
 from cryptobot_core.simulator.config import SimConfig
 from cryptobot_core.simulator.faults import Faults, Stats
@@ -21,8 +23,18 @@ from cryptobot_core.simulator.ws import WsHub
 log = logging.getLogger(__name__)
 
 
+# Binance accepts long combined-stream URLs; aiohttp's default request line limit (8 KB) would
+# refuse a handshake naming a few hundred streams.
+_MAX_LINE = 64 * 1024
+
+
 class SimulatorServer:
-    """The offline Binance stand-in: ``SimulatorServer(config).start()`` ... ``stop()``."""
+    """The offline Binance stand-in: ``SimulatorServer(config).start()`` ... ``stop()``.
+
+    One port serves REST (``/api/v3/...``), WebSocket streams (``/ws``, ``/stream``) and the
+    bulk archives (``/data/spot/...``): ``url`` is at once the REST base URL and the archive
+    base URL, ``ws_url`` the stream base URL.
+    """
 
     def __init__(
         self,
@@ -41,8 +53,11 @@ class SimulatorServer:
         self.stats = Stats()
         self.limiter = WeightLimiter(self.config, self.clock, self.stats)
         self.rest = Rest(self.config, self.market, self.faults, self.stats, self.limiter)
-        self.hub = WsHub(self.config, self.market, self.faults, self.stats)
-        self.faults.on_drop(self._drop_from_any_thread)
+        self.hub = WsHub(self.config, self.market, self.faults, self.stats, gate=self.rest.ws_gate)
+        self.archives = Archives(
+            self.market, self.config.archive_delay_s, self.config.archive_cache_mb, self.stats
+        )
+        self.archive_server = ArchiveServer(self.archives, self.clock, self.faults, self.stats)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -56,12 +71,14 @@ class SimulatorServer:
         app = web.Application(middlewares=[self.rest.middleware])
         app.add_routes(self.rest.routes())
         app.add_routes(self.hub.routes())
+        app.add_routes(self.archive_server.routes())
         return app
 
     def start(self, timeout: float = 10.0) -> SimulatorServer:
         """Start serving in a background thread; returns self once listening."""
         if self._thread is not None:
             raise ServiceError("simulator already started")
+        self.faults.attach(self)
         self._thread = threading.Thread(target=self._run, name="binance-simulator", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
@@ -89,7 +106,13 @@ class SimulatorServer:
 
     async def _serve(self) -> None:
         self.hub.loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.app(),
+            handle_signals=False,
+            access_log=None,
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
         await site.start()
@@ -106,6 +129,8 @@ class SimulatorServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Close every connection and stop the server thread."""
         loop, thread = self._loop, self._thread
+        self.faults.detach(self)
+        self.archive_server.close()
         if loop is None or thread is None:
             return
         if loop.is_running():
@@ -142,24 +167,48 @@ class SimulatorServer:
         """WebSocket base URL, e.g. ws://127.0.0.1:PORT."""
         return f"ws://{self.host}:{self.port}"
 
-    # ---- faults across threads -------------------------------------------------------------
+    # ---- fault actions (Faults calls these from any thread) ------------------------------
 
-    def _drop_from_any_thread(self) -> int:
+    def _on_loop(self, action: Callable[[], Awaitable[int]]) -> int:
+        """Run ``action`` on the server's loop and wait for its result (0 if not running)."""
         loop = self._loop
         if loop is None or not loop.is_running():
             return 0
+        if threading.current_thread() is self._thread:
+            raise ServiceError(
+                "simulator fault actions must be called from outside the server's event loop"
+            )
+
+        async def run() -> int:
+            return await action()
+
         try:
-            if threading.current_thread() is self._thread:
-                return self.hub.drop_all()
-            fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-
-            def run() -> None:
-                fut.set_result(self.hub.drop_all())
-
-            loop.call_soon_threadsafe(run)
-            return fut.result(5.0)
+            return asyncio.run_coroutine_threadsafe(run(), loop).result(10.0)
         except (RuntimeError, concurrent.futures.TimeoutError):
             return 0
+
+    def drop_connections(self) -> int:
+        """Abort every WebSocket's transport (no close frame); how many."""
+        loop = self._loop
+        if loop is not None and threading.current_thread() is self._thread:
+            return self.hub.drop_all()
+
+        async def drop() -> int:
+            return self.hub.drop_all()
+
+        return self._on_loop(drop)
+
+    def announce_shutdown(self, grace_s: float) -> int:
+        """serverShutdown to every WebSocket, each closed ``grace_s`` later; how many."""
+        return self._on_loop(lambda: self.hub.announce_shutdown(grace_s))
+
+    def send_raw(self, frame: str | bytes, stream: str | None) -> int:
+        """One raw frame on the connections carrying ``stream`` (all if None); how many."""
+        return self._on_loop(lambda: self.hub.send_raw(frame, stream))
+
+    def refuse_rest(self, status: int, seconds: float) -> None:
+        """418 (a ban) or 429 (a throttle) for ``seconds`` simulated seconds; 0 lifts it."""
+        self.limiter.refuse(status, seconds)
 
     def __repr__(self) -> str:
         return f"SimulatorServer(url={self.url!r}, seed={self.config.seed})"

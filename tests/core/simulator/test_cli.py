@@ -64,6 +64,41 @@ def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in out and "Traceback" not in err
 
 
+def test_simulate_serves_a_whole_generated_market(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "--port", str(port), "--trading-symbols", "1500", "--archive-delay", "0"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v3/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.2)
+        symbols = httpx.get(f"{url}/api/v3/exchangeInfo", timeout=30).json()["symbols"]
+        assert sum(s["status"] == "TRADING" for s in symbols) == 1500 and len(symbols) == 1575
+        archive = httpx.get(
+            f"{url}/data/spot/monthly/klines/BTCUSDT/1d/BTCUSDT-1d-2025-01.zip", timeout=30
+        )
+        assert archive.status_code == 200 and archive.content[:2] == b"PK"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "1575 symbols" in out and "Traceback" not in err
+
+
 def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
     r = subprocess.run(
         [*CLI, "--speed", "0"],
@@ -83,3 +118,13 @@ def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "--start must be an ISO 8601 time" in r.stderr
+    r = subprocess.run(
+        [*CLI, "--trading-symbols", "0"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "--trading-symbols must be 1..20000" in r.stderr
+    assert "Traceback" not in r.stderr

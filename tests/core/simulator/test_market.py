@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,14 @@ from hypothesis import strategies as st
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import MINUTE_MS, Interval
 from cryptobot_core.models import aggregate
-from cryptobot_core.simulator import Market, SimClock, SimConfig, SymbolListing
+from cryptobot_core.simulator import (
+    Market,
+    SimClock,
+    SimConfig,
+    SymbolListing,
+    default_symbols,
+    generated_symbols,
+)
 from cryptobot_core.simulator.market import DAY_MS
 from tests.fixtures.simulator import SIM_NOW_MS
 
@@ -277,3 +285,53 @@ def test_one_second_candles_aggregate_to_the_minute(m: Market) -> None:
     assert aggregate(so_far, Interval.M1) == m.klines("BTCUSDT", "1m", cur, cur, 1)[0]
     newest = m.klines("ETHUSDT", "1s", limit=120)
     assert len(newest) == 120 and newest[-1].open_ms == Interval.S1.floor(NOW)
+
+
+def test_many_symbols_at_once_equal_one_symbol_at_a_time() -> None:
+    mk = market(symbols=generated_symbols(60, seed=3))
+    t0 = Interval.M1.floor(NOW) - 90 * MINUTE_MS
+    together = mk.compute_minutes(mk.symbols, t0, 30)
+    for i, sym in enumerate(mk.symbols):
+        # A different span and block alignment must not change a single value.
+        alone = mk.compute_minutes([sym], t0 - 7 * MINUTE_MS, 40)[0][:, 7:37]
+        assert (together[i] == alone).all(), sym
+        day = t0 - t0 % DAY_MS
+        by_day = mk._compute_days(mk._sym(sym), day, 1)
+        k = (t0 - day) // MINUTE_MS
+        assert (by_day[:, k : k + 30] == together[i]).all(), sym
+
+
+def test_generated_universe_is_deterministic_and_realistic() -> None:
+    universe = generated_symbols(1500, seed=42)
+    assert universe == generated_symbols(1500, seed=42)
+    assert [s.symbol for s in universe] != [s.symbol for s in generated_symbols(1500, seed=43)]
+    names = [s.symbol for s in universe]
+    assert len(set(names)) == len(names)
+    statuses = Counter(s.status for s in universe)
+    assert statuses["TRADING"] == 1500 and sum(statuses.values()) == 1575
+    assert set(statuses) == {"TRADING", "BREAK", "HALT", "END_OF_DAY", "CANCEL_ONLY"}
+    assert names[:20] == [s.symbol for s in default_symbols()][:20]
+    quotes = Counter(s.quote_asset for s in universe)
+    assert set(quotes) == {"USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "TRY", "EUR"}
+    for s in universe:
+        assert s.symbol == s.base_asset + s.quote_asset
+        if s.status != "TRADING":
+            assert s.delisted_ms is not None
+    # A small universe is a prefix of the defaults; sizes are validated.
+    assert [s.symbol for s in generated_symbols(2)] == ["BTCUSDT", "ETHUSDT", "LUNAUSDT"]
+    with pytest.raises(ValidationError, match="from 1 to 20000"):
+        generated_symbols(0)
+
+
+def test_a_generated_market_serves_every_symbol() -> None:
+    mk = market(symbols=generated_symbols(300, seed=5))
+    for sym in mk.symbols[::10]:
+        listing = mk.listing(sym)
+        rows = mk.klines_rows(sym, "1h", limit=3)
+        if listing.delisted_ms is not None and listing.delisted_ms <= NOW:
+            assert rows == [] or rows[-1][6] < listing.delisted_ms
+            continue
+        assert len(rows) == 3
+        for row in rows:
+            assert Decimal(row[3]) <= Decimal(row[1]) <= Decimal(row[2])
+            assert Decimal(row[5]) >= 0 and row[8] >= 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cryptobot_core.intervals import MINUTE_MS, Interval
-from cryptobot_core.simulator import Faults, SimulatorServer
+from cryptobot_core.simulator import Faults, SimulatorServer, generated_symbols
 from tests.fixtures.simulator import SIM_NOW_MS, MakeSimulator
 
 NOW = SIM_NOW_MS
@@ -319,3 +319,181 @@ def test_decimals_in_rest_rows_are_exact(simulator: SimulatorServer) -> None:
     row = get(simulator, "/api/v3/klines", symbol="XRPUSDT", interval="1h", limit=1).json()[0]
     assert Decimal(row[1]) == Decimal(row[1]).quantize(Decimal("0.0001"))
     assert len(row[1]) == len(row[1].split(".")[0]) + 9
+
+
+def minutes_via_rest(server: SimulatorServer, symbol: str, start: int, end: int) -> list[list]:  # type: ignore[type-arg]
+    """Every 1m row opening in [start, end], paged over HTTP like a client."""
+    rows: list[list] = []  # type: ignore[type-arg]
+    while True:
+        page = get(
+            server,
+            "/api/v3/klines",
+            symbol=symbol,
+            interval="1m",
+            startTime=start,
+            endTime=end,
+            limit=1000,
+        ).json()
+        rows += page
+        if len(page) < 1000:
+            return rows
+        start = page[-1][0] + MINUTE_MS
+
+
+def test_ticker_24hr_is_the_exact_aggregate_of_the_last_1440_minutes(
+    simulator: SimulatorServer,
+) -> None:
+    r = get(simulator, "/api/v3/ticker/24hr", symbol="ETHUSDT")
+    assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == "2"
+    t = r.json()
+    assert list(t) == [
+        "symbol",
+        "priceChange",
+        "priceChangePercent",
+        "weightedAvgPrice",
+        "prevClosePrice",
+        "lastPrice",
+        "lastQty",
+        "bidPrice",
+        "bidQty",
+        "askPrice",
+        "askQty",
+        "openPrice",
+        "highPrice",
+        "lowPrice",
+        "volume",
+        "quoteVolume",
+        "openTime",
+        "closeTime",
+        "firstId",
+        "lastId",
+        "count",
+    ]
+    minute = NOW - NOW % MINUTE_MS
+    assert t["openTime"] == minute - 86_400_000 and t["closeTime"] == minute - 1
+    rows = minutes_via_rest(simulator, "ETHUSDT", t["openTime"], t["closeTime"])
+    assert len(rows) == 1440
+    assert t["openPrice"] == rows[0][1] and t["lastPrice"] == rows[-1][4]
+    assert Decimal(t["highPrice"]) == max(Decimal(r[2]) for r in rows)
+    assert Decimal(t["lowPrice"]) == min(Decimal(r[3]) for r in rows)
+    assert Decimal(t["volume"]) == sum(Decimal(r[5]) for r in rows)
+    assert Decimal(t["quoteVolume"]) == sum(Decimal(r[7]) for r in rows)
+    assert t["count"] == sum(r[8] for r in rows)
+    assert Decimal(t["priceChange"]) == Decimal(rows[-1][4]) - Decimal(rows[0][1])
+    traded = [r for r in rows if r[8] > 0]
+    assert t["firstId"] == traded[0][0] // MINUTE_MS * 100_000
+    assert t["lastId"] == traded[-1][0] // MINUTE_MS * 100_000 + traded[-1][8] - 1
+    before = simulator.market.klines_rows("ETHUSDT", "1m", t["openTime"] - MINUTE_MS, limit=1)
+    assert t["prevClosePrice"] == before[0][4]
+    for key in ("priceChange", "volume", "quoteVolume", "weightedAvgPrice", "lastQty", "bidQty"):
+        assert isinstance(t[key], str) and len(t[key].split(".")[1]) == 8
+    assert len(t["priceChangePercent"].split(".")[1]) == 3
+    # Within the same minute the answer does not change; the next minute moves the window.
+    assert get(simulator, "/api/v3/ticker/24hr", symbol="ETHUSDT").json() == t
+    simulator.clock.advance(MINUTE_MS)
+    later = get(simulator, "/api/v3/ticker/24hr", symbol="ETHUSDT").json()
+    assert later["openTime"] == t["openTime"] + MINUTE_MS and later["count"] != t["count"]
+
+
+def test_ticker_24hr_lists_weights_and_errors(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(symbols=generated_symbols(150, seed=9))
+    names = [s.symbol for s in sim.config.symbols]
+    everything = get(sim, "/api/v3/ticker/24hr")
+    assert everything.headers["X-MBX-USED-WEIGHT-1M"] == "80"
+    assert [t["symbol"] for t in everything.json()] == names
+    for count, weight in ((20, 2), (21, 40), (100, 40), (101, 80)):
+        used = int(get(sim, "/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"])
+        r = get(
+            sim, "/api/v3/ticker/24hr", symbols=json.dumps(names[:count], separators=(",", ":"))
+        )
+        assert int(r.headers["X-MBX-USED-WEIGHT-1M"]) - used == weight
+        assert [t["symbol"] for t in r.json()] == names[:count]
+    mini = get(sim, "/api/v3/ticker/24hr", symbols='["BTCUSDT","ETHUSDT"]', type="MINI").json()
+    assert list(mini[0]) == [
+        "symbol",
+        "openPrice",
+        "highPrice",
+        "lowPrice",
+        "lastPrice",
+        "volume",
+        "quoteVolume",
+        "openTime",
+        "closeTime",
+        "firstId",
+        "lastId",
+        "count",
+    ]
+    full = {t["symbol"]: t for t in everything.json()}
+    assert mini[1]["volume"] == full["ETHUSDT"]["volume"]  # same minute, same window
+    broken = get(sim, "/api/v3/ticker/24hr", symbolStatus="BREAK").json()
+    statuses = {s.symbol: s.status for s in sim.config.symbols}
+    assert broken and all(statuses[t["symbol"]] == "BREAK" for t in broken)
+    # A symbol delisted long ago has an empty window.
+    luna = get(sim, "/api/v3/ticker/24hr", symbol="LUNAUSDT").json()
+    assert luna["count"] == 0 and luna["volume"] == "0.00000000" and luna["firstId"] == -1
+    assert_error(
+        get(sim, "/api/v3/ticker/24hr", symbol="LUNAUSDT", symbolStatus="TRADING"),
+        400,
+        -1220,
+        "The symbol's status does not match the requested symbolStatus.",
+    )
+    assert_error(get(sim, "/api/v3/ticker/24hr", symbol="NOPEUSDT"), 400, -1121, "Invalid symbol.")
+    assert_error(
+        get(sim, "/api/v3/ticker/24hr", symbol="BTCUSDT", symbols='["BTCUSDT"]'),
+        400,
+        -1128,
+        "Combination of optional parameters invalid.",
+    )
+    assert_error(
+        get(sim, "/api/v3/ticker/24hr", type="HUGE"),
+        400,
+        -1130,
+        "Data sent for parameter 'type' is not valid.",
+    )
+
+
+def test_exchange_info_of_a_generated_market(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(symbols=generated_symbols(1500))
+    body = get(sim, "/api/v3/exchangeInfo").json()
+    assert len(body["symbols"]) == 1575 and body["serverTime"] == NOW
+    assert sum(s["status"] == "TRADING" for s in body["symbols"]) == 1500
+    assert {s["quoteAsset"] for s in body["symbols"]} >= {"USDT", "BTC", "ETH", "TRY"}
+    one = get(sim, "/api/v3/exchangeInfo", symbol=body["symbols"][700]["symbol"]).json()
+    assert one["symbols"] == [body["symbols"][700]]
+
+
+def test_ip_ban_on_demand_refuses_everything_until_it_ends(simulator: SimulatorServer) -> None:
+    simulator.faults.ban_ip(600)
+    for path, params in [
+        ("/api/v3/ping", {}),
+        ("/api/v3/klines", {"symbol": "BTCUSDT", "interval": "1m"}),
+        ("/api/v3/ticker/24hr", {"symbol": "BTCUSDT"}),
+    ]:
+        r = get(simulator, path, **params)
+        assert r.status_code == 418 and r.headers["Retry-After"] == "600"
+        assert r.json()["code"] == -1003 and "IP banned until" in r.json()["msg"]
+    assert simulator.stats.requests_during_ban == 3 and simulator.stats.bans == 1
+    # Retry-After counts down on the simulated clock; the ban ends exactly then.
+    simulator.clock.advance(599_000)
+    assert get(simulator, "/api/v3/ping").headers["Retry-After"] == "1"
+    simulator.clock.advance(1_000)
+    assert get(simulator, "/api/v3/ping").status_code == 200
+    assert simulator.stats.requests_during_ban == 4
+    simulator.faults.ban_ip(60)
+    simulator.faults.lift_bans()
+    assert get(simulator, "/api/v3/ping").status_code == 200
+    with pytest.raises(ValueError, match="at most 3 days"):
+        simulator.faults.ban_ip(0)
+
+
+def test_throttle_on_demand_answers_429_with_retry_after(simulator: SimulatorServer) -> None:
+    simulator.faults.throttle(30)
+    r = get(simulator, "/api/v3/klines", symbol="BTCUSDT", interval="1m", limit=1)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30"
+    assert r.json()["code"] == -1003
+    assert simulator.stats.requests_during_throttle == 1
+    simulator.clock.advance(30_000)
+    assert get(simulator, "/api/v3/ping").status_code == 200
+    simulator.faults.throttle(30)
+    simulator.faults.reset()
+    assert get(simulator, "/api/v3/ping").status_code == 200

@@ -307,3 +307,177 @@ def test_one_second_stream_final_equals_rest(simulator: SimulatorServer) -> None
         assert Candle.from_ws_event(final).to_rest_row() == rest_row(
             simulator, "ETHUSDT", "1s", final["k"]["t"]
         )
+
+
+def rest_row_at(
+    sim: SimulatorServer, symbol: str, interval: str, open_ms: int, now: int
+) -> list[Any]:
+    return sim.market.klines_rows(symbol, interval, open_ms, open_ms, 1, now_ms=now)[0]
+
+
+def test_updates_carry_the_open_candle_as_of_their_event_time(
+    make_simulator: MakeSimulator,
+) -> None:
+    # 60x: a simulated minute per real second, so updates land at many different instants.
+    sim = make_simulator(clock=SimClock.accelerated(NOW, 60), ws_update_interval_s=30)
+    url = f"{sim.ws_url}/stream?streams=btcusdt@kline_1m/ethusdt@kline_15m/solusdt@kline_1h"
+    checked = dict.fromkeys(["btcusdt@kline_1m", "ethusdt@kline_15m", "solusdt@kline_1h"], 0)
+    finals = 0
+    with connect(url) as ws:
+        while min(checked.values()) < 3 or finals < 3:
+            msg = recv_json(ws)
+            k = msg["data"]["k"]
+            row = Candle.from_ws_event(msg["data"]).to_rest_row()
+            assert row == rest_row_at(sim, k["s"], k["i"], k["t"], msg["data"]["E"])
+            if k["x"]:
+                finals += 1
+            else:
+                checked[msg["stream"]] += 1
+
+
+def test_outage_minutes_send_no_final(make_simulator: MakeSimulator) -> None:
+    start = Interval.M1.floor(NOW) + 2 * 60_000
+    sim = make_simulator(
+        clock=SimClock.accelerated(NOW, 600), outages=[(start, start + 3 * 60_000, "BTCUSDT")]
+    )
+    opens: list[int] = []
+    with connect(f"{sim.ws_url}/ws/btcusdt@kline_1m") as ws:
+        while not opens or opens[-1] < start + 5 * 60_000:
+            event = recv_json(ws)
+            if event["k"]["x"]:
+                opens.append(event["k"]["t"])
+            else:
+                assert not start <= event["k"]["t"] < start + 3 * 60_000
+    assert start - 60_000 in opens and start + 3 * 60_000 in opens
+    assert not {start, start + 60_000, start + 120_000} & set(opens)
+
+
+def test_stalling_some_streams_keeps_the_others_flowing(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(clock=SimClock.accelerated(NOW, 120), ws_update_interval_s=0.2)
+    url = f"{sim.ws_url}/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m/solusdt@kline_1m"
+    with connect(url) as ws:
+        recv_until(ws, lambda m: m["stream"] == "ethusdt@kline_1m")
+        sim.faults.stall_streams("ethusdt@kline_1m", "SOLUSDT")
+        assert sim.faults.stalled_streams == {"ethusdt@kline_1m", "SOLUSDT"}
+        time.sleep(0.2)  # frames already in flight
+        while True:
+            try:
+                ws.recv(timeout=0.05)
+            except TimeoutError:
+                break
+        seen: dict[str, int] = {}
+        finals = 0
+        deadline = time.monotonic() + 2.0  # 4 simulated minutes: finals were due meanwhile
+        while time.monotonic() < deadline:
+            msg = recv_json(ws)
+            seen[msg["stream"]] = seen.get(msg["stream"], 0) + 1
+            finals += msg["data"]["k"]["x"]
+        assert set(seen) == {"btcusdt@kline_1m"} and finals >= 2
+        assert sim.stats.ws_frames_stalled > 0
+        sim.faults.resume_streams("ethusdt@kline_1m")
+        recv_until(ws, lambda m: m["stream"] == "ethusdt@kline_1m")
+        sim.faults.resume_streams()
+        recv_until(ws, lambda m: m["stream"] == "solusdt@kline_1m")
+
+
+def test_announced_shutdown_lets_a_new_connection_overlap(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(ws_update_interval_s=0.2)
+    with (
+        connect(f"{sim.ws_url}/stream?streams=btcusdt@kline_1m") as old,
+        connect(f"{sim.ws_url}/ws/ethusdt@kline_1m") as raw,
+    ):
+        recv_json(old)
+        recv_json(raw)
+        assert sim.faults.announce_shutdown(grace_s=1.5) == 2
+        notice = recv_until(old, lambda m: m.get("stream") == "!serverShutdown")
+        assert notice["data"]["e"] == "serverShutdown" and isinstance(notice["data"]["E"], int)
+        assert recv_until(raw, lambda m: m.get("e") == "serverShutdown")["E"] == NOW
+        # The server still runs: a replacement connects, and the old one keeps streaming
+        # during the grace period.
+        with connect(f"{sim.ws_url}/stream?streams=btcusdt@kline_1m") as new:
+            assert recv_json(new)["data"]["e"] == "kline"
+            assert recv_json(old)["data"]["e"] == "kline"
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    old.recv(timeout=5)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+            time.sleep(0.5)
+            assert recv_json(new)["data"]["e"] == "kline"  # the replacement was not closed
+    assert sim.stats.ws_shutdowns_announced == 2 and sim.stats.ws_disconnects_shutdown >= 1
+    with pytest.raises(ValueError, match="grace_s"):
+        sim.faults.announce_shutdown(grace_s=-1)
+
+
+def test_raw_frames_go_to_the_connections_of_a_stream(simulator: SimulatorServer) -> None:
+    with (
+        connect(f"{simulator.ws_url}/ws/btcusdt@kline_1m") as btc,
+        connect(f"{simulator.ws_url}/stream?streams=ethusdt@kline_1m") as eth,
+    ):
+        recv_json(btc)
+        recv_json(eth)
+        poison = '{"e":"kline","E":1,"s":"BTCUSDT","k":{"c":"1e999999","x":"false"}}'
+        assert simulator.faults.send_raw(poison, "btcusdt@kline_1m") == 1
+        assert recv_until(btc, lambda m: m.get("E") == 1) == json.loads(poison)
+        assert simulator.faults.send_raw(b"\xff\xfe not utf-8", "ETHUSDT") == 1
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            frame = eth.recv(timeout=5)
+            if isinstance(frame, bytes):
+                assert frame == b"\xff\xfe not utf-8"
+                break
+        else:
+            raise AssertionError("binary frame did not arrive")
+        deep = "[" * 20_000 + "]" * 20_000
+        assert simulator.faults.send_raw(deep) == 2
+        for ws in (btc, eth):
+            while ws.recv(timeout=5) != deep:
+                pass
+    assert simulator.stats.ws_raw_frames_sent == 4
+
+
+def test_a_banned_ip_cannot_open_a_websocket(simulator: SimulatorServer) -> None:
+    simulator.faults.ban_ip(600)
+    r = httpx.get(
+        f"{simulator.url}/ws/btcusdt@kline_1m",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+    assert r.status_code == 418 and r.headers["Retry-After"] == "600"
+    assert r.json()["code"] == -1003 and "banned" in r.json()["msg"]
+    assert simulator.stats.ws_handshakes_refused == 1
+    assert simulator.stats.requests_during_ban == 1
+    simulator.clock.advance(600_000)
+    with connect(f"{simulator.ws_url}/ws/btcusdt@kline_1m") as ws:
+        assert recv_json(ws)["e"] == "kline"
+
+
+def test_a_whole_market_is_served_on_two_connections(make_simulator: MakeSimulator) -> None:
+    from cryptobot_core.simulator import generated_symbols
+
+    sim = make_simulator(symbols=generated_symbols(1500))
+    streams = [f"{s.symbol.lower()}@kline_1m" for s in sim.config.symbols if s.status == "TRADING"]
+    seen: set[str] = set()
+
+    async def one(part: list[str]) -> None:
+        in_url, by_subscribe = part[:600], part[600:]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{sim.ws_url}/stream?streams={'/'.join(in_url)}") as ws,
+        ):
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": by_subscribe, "id": 1}))
+            while not set(part) <= seen:
+                msg = json.loads(await ws.receive_str(timeout=20))
+                if "stream" in msg:
+                    assert msg["data"]["E"] == NOW
+                    seen.add(msg["stream"])
+
+    async def both() -> None:
+        await asyncio.gather(one(streams[:750]), one(streams[750:]))
+
+    asyncio.run(both())
+    assert len(seen) == 1500
+    too_many = "/".join(streams[:1025])
+    r = httpx.get(
+        f"{sim.url}/stream?streams={too_many}",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+    assert r.status_code == 400 and "at most 1024 streams" in r.json()["msg"]
