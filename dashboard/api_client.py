@@ -1,39 +1,64 @@
-"""A small httpx client of the CryptoBot REST API, with TTL caching and friendly errors.
+"""A small httpx client of the CryptoBot REST API: typed answers, TTL caching, friendly errors.
 
 Every read goes through ``_get``, which turns transport failures and the API's error body
 (``{"error": {"status", "code", "message", "hint"}}``) into ``ApiError`` with a sentence a
-person can act on. The cached readers are module functions keyed by the base URL, because
-``st.cache_data`` hashes arguments; exceptions are never cached, so a page recovers as soon
-as the API answers again.
+person can act on; an answer of an unexpected shape becomes an ``ApiError`` too. Answers are
+parsed into the frozen types of ``dashboard.models``.
+
+Caching: the readers are module functions keyed by the base URL and the parameters, under
+``st.cache_resource`` with a TTL. The answers are immutable (frozen dataclasses, tuples,
+read-only arrays), so every session can share one copy; ``st.cache_data`` would pickle and
+unpickle them on every rerun instead (a year of 15m features is 35,040 rows). Exceptions are
+never cached, so a page recovers as soon as the API answers again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 import streamlit as st
 
+from dashboard.models import (
+    Candle,
+    CandlePage,
+    CandleSeries,
+    FeatureSeries,
+    Gap,
+    Health,
+    Ready,
+    Stats,
+    SymbolSummary,
+    parse_time,
+)
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Bounded: a slow API must not freeze the page; this is a read-only UI.
 TIMEOUT = httpx.Timeout(10.0, connect=2.0)
-# The API pages long results; the dashboard never asks for more than ~2000 points, so a
-# handful of pages is plenty and the bound stops a buggy cursor from looping forever.
+# The dashboard never charts more than MAX_POINTS (1500) candles, and the live view at most
+# 1440: one page of 2000 nearly always does; the bound stops a buggy cursor from looping.
 MAX_PAGES = 20
 PAGE_LIMIT = 2000
 # The API's largest limit, and the step of the 15m feature rows.
 FEATURES_MAX_LIMIT = 20_000
-FEATURE_STEP_S = 900
+FEATURE_STEP_MS = 900_000
 
 # Freshness of reads, in seconds: history changes every 15 min, live data every few seconds.
 TTL_STATUS = 10
 TTL_HISTORY = 60
 TTL_LIVE = 3
+# Distinct answers kept per reader: plenty for a few people paging through ranges, bounded
+# because a year of features is a few MB.
+MAX_ENTRIES = 64
 
 
 class ApiError(Exception):
@@ -72,26 +97,21 @@ def _error_from_response(url: str, response: httpx.Response) -> ApiError:
     )
 
 
-def _get(base_url: str, path: str, params: dict[str, Any] | None = None) -> Any:
-    """GET ``base_url + path`` and return the decoded JSON, or raise ApiError."""
-    url = base_url.rstrip("/") + path
-    clean = {k: v for k, v in (params or {}).items() if v is not None}
-    try:
-        response = httpx.get(url, params=clean, timeout=TIMEOUT)
-    except httpx.TimeoutException:
-        raise ApiUnavailable(
+def _unavailable(base_url: str, exc: httpx.HTTPError) -> ApiUnavailable:
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiUnavailable(
             f"The API at {base_url} did not answer in time.",
             hint="It may be starting or overloaded; this page retries by itself.",
-        ) from None
-    except httpx.HTTPError as exc:
-        log.info("API request to %s failed: %s", url, exc)
-        raise ApiUnavailable(
-            f"The API at {base_url} is not reachable.",
-            hint="Start it with `make up` (or `uvicorn cryptobot_api.main:app`), or set "
-            "CRYPTOBOT_API_URL; this page retries by itself.",
-        ) from None
-    if response.status_code >= 400:
-        raise _error_from_response(url, response)
+        )
+    log.info("API request to %s failed: %s", base_url, exc)
+    return ApiUnavailable(
+        f"The API at {base_url} is not reachable.",
+        hint="Start it with `make up` (or `uvicorn cryptobot_api.main:app`), or set "
+        "CRYPTOBOT_API_URL; this page retries by itself.",
+    )
+
+
+def _json(base_url: str, path: str, response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -102,22 +122,51 @@ def _get(base_url: str, path: str, params: dict[str, Any] | None = None) -> Any:
         ) from None
 
 
+def _get(base_url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET ``base_url + path`` and return the decoded JSON, or raise ApiError."""
+    url = base_url + path
+    clean = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = httpx.get(url, params=clean, timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise _unavailable(base_url, exc) from None
+    if response.status_code >= 400:
+        raise _error_from_response(url, response)
+    return _json(base_url, path, response)
+
+
+def _parse(path: str, parse: Callable[[], T]) -> T:
+    """Run a parser over an answer; a wrong shape becomes an ApiError that names the path."""
+    try:
+        return parse()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ApiError(
+            f"The API's answer to {path} is not what this dashboard expects ({detail}).",
+            hint="Are the API and the dashboard from the same version of CryptoBot?",
+        ) from None
+
+
 def iso(dt: datetime) -> str:
     """An aware datetime as the ISO 8601 string the API accepts."""
     return dt.isoformat().replace("+00:00", "Z")
 
 
-@st.cache_data(ttl=TTL_STATUS, show_spinner=False)
-def _health(base_url: str) -> dict[str, Any]:
-    return dict(_get(base_url, "/health"))
+def _opt_iso(dt: datetime | None) -> str | None:
+    return iso(dt) if dt else None
 
 
-def _ready_uncached(base_url: str) -> dict[str, Any]:
-    url = base_url.rstrip("/") + "/ready"
+@st.cache_resource(ttl=TTL_STATUS, max_entries=MAX_ENTRIES, show_spinner=False)
+def _health(base_url: str) -> Health:
+    body = _get(base_url, "/health")
+    return _parse("/health", lambda: Health.from_json(body))
+
+
+def _ready_uncached(base_url: str) -> Ready:
     try:
-        response = httpx.get(url, timeout=TIMEOUT)
-    except httpx.HTTPError:
-        return dict(_get(base_url, "/ready"))  # raises the friendly ApiUnavailable
+        response = httpx.get(base_url + "/ready", timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise _unavailable(base_url, exc) from None
     if response.status_code == 503:
         detail = ""
         with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
@@ -130,24 +179,20 @@ def _ready_uncached(base_url: str) -> dict[str, Any]:
             status=503,
         )
     if response.status_code >= 400:
-        raise _error_from_response(url, response)
-    try:
-        return dict(response.json())
-    except ValueError:
-        raise ApiError(
-            f"The API at {base_url} sent something that is not JSON for /ready.",
-            status=response.status_code,
-        ) from None
+        raise _error_from_response(base_url + "/ready", response)
+    body = _json(base_url, "/ready", response)
+    return _parse("/ready", lambda: Ready.from_json(body))
 
 
-@st.cache_data(ttl=TTL_STATUS, show_spinner=False)
-def _ready(base_url: str) -> dict[str, Any]:
+@st.cache_resource(ttl=TTL_STATUS, max_entries=MAX_ENTRIES, show_spinner=False)
+def _ready(base_url: str) -> Ready:
     return _ready_uncached(base_url)
 
 
-@st.cache_data(ttl=TTL_STATUS, show_spinner=False)
-def _symbols(base_url: str) -> list[dict[str, Any]]:
-    return list(_get(base_url, "/symbols").get("symbols", []))
+@st.cache_resource(ttl=TTL_STATUS, max_entries=MAX_ENTRIES, show_spinner=False)
+def _symbols(base_url: str) -> tuple[SymbolSummary, ...]:
+    body = _get(base_url, "/symbols")
+    return _parse("/symbols", lambda: tuple(SymbolSummary.from_json(s) for s in body["symbols"]))
 
 
 def _candles_uncached(
@@ -157,25 +202,26 @@ def _candles_uncached(
     start: str | None,
     end: str | None,
     include_open: bool,
-) -> dict[str, Any]:
+) -> CandleSeries:
+    path = f"/candles/{symbol}"
     params: dict[str, Any] = {"interval": interval, "start": start, "end": end, "limit": PAGE_LIMIT}
     if include_open:
         params["include_open"] = "true"
-    rows: list[dict[str, Any]] = []
+    candles: list[Candle] = []
     source_dataset = ""
     for _ in range(MAX_PAGES):
-        body = _get(base_url, f"/candles/{symbol}", params)
-        rows.extend(body.get("candles", []))
-        source_dataset = str(body.get("source_dataset") or source_dataset)
-        cursor = body.get("next_cursor")
-        if not cursor:
-            return {"candles": rows, "source_dataset": source_dataset, "truncated": False}
-        params["cursor"] = cursor
+        body = _get(base_url, path, params)
+        page = _parse(path, partial(CandlePage.from_json, body))
+        candles.extend(page.candles)
+        source_dataset = page.source_dataset or source_dataset
+        if not page.next_cursor:
+            return CandleSeries(symbol, interval, source_dataset, tuple(candles), truncated=False)
+        params["cursor"] = page.next_cursor
     log.warning("stopped paging %s %s after %d pages", symbol, interval, MAX_PAGES)
-    return {"candles": rows, "source_dataset": source_dataset, "truncated": True}
+    return CandleSeries(symbol, interval, source_dataset, tuple(candles), truncated=True)
 
 
-@st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
+@st.cache_resource(ttl=TTL_HISTORY, max_entries=MAX_ENTRIES, show_spinner=False)
 def _candles(
     base_url: str,
     symbol: str,
@@ -183,84 +229,90 @@ def _candles(
     start: str | None,
     end: str | None,
     include_open: bool,
-) -> dict[str, Any]:
+) -> CandleSeries:
     return _candles_uncached(base_url, symbol, interval, start, end, include_open)
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def _live_candles(base_url: str, symbol: str, start: str) -> dict[str, Any]:
+@st.cache_resource(ttl=TTL_LIVE, max_entries=MAX_ENTRIES, show_spinner=False)
+def _live_candles(base_url: str, symbol: str, start: str) -> CandleSeries:
     return _candles_uncached(base_url, symbol, "1m", start, None, True)
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def _latest(base_url: str, symbol: str, interval: str) -> dict[str, Any] | None:
+@st.cache_resource(ttl=TTL_LIVE, max_entries=MAX_ENTRIES, show_spinner=False)
+def _latest(base_url: str, symbol: str, interval: str) -> Candle | None:
+    path = f"/candles/{symbol}/latest"
     try:
-        body = _get(base_url, f"/candles/{symbol}/latest", {"interval": interval})
+        body = _get(base_url, path, {"interval": interval})
     except ApiError as exc:
         if exc.status == 404:
             return None
         raise
-    candle = body.get("candle")
-    return dict(candle) if candle else None
+    return _parse(path, lambda: Candle.from_json(body["candle"]) if body.get("candle") else None)
 
 
-@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
-def _stats(
-    base_url: str, symbol: str, interval: str, start: str | None, end: str | None
-) -> dict[str, Any]:
-    return dict(
-        _get(base_url, f"/stats/{symbol}", {"interval": interval, "start": start, "end": end})
-    )
+@st.cache_resource(ttl=TTL_LIVE, max_entries=MAX_ENTRIES, show_spinner=False)
+def _stats(base_url: str, symbol: str, interval: str, start: str | None, end: str | None) -> Stats:
+    path = f"/stats/{symbol}"
+    body = _get(base_url, path, {"interval": interval, "start": start, "end": end})
+    return _parse(path, lambda: Stats.from_json(body))
 
 
-@st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
-def _features(
-    base_url: str, symbol: str, start: str | None, end: str | None
-) -> list[dict[str, Any]]:
+def _feature_rows(body: Any) -> list[dict[str, Any]]:
+    return list(body["features"])
+
+
+def _open_time(row: Any) -> datetime:
+    return parse_time(row["open_time"])
+
+
+@st.cache_resource(ttl=TTL_HISTORY, max_entries=MAX_ENTRIES, show_spinner=False)
+def _features(base_url: str, symbol: str, start: str | None, end: str | None) -> FeatureSeries:
     # /features has a row limit but no cursor: ask for the whole range (15m rows), and page
     # on by open time when a range holds more rows than one answer may carry.
+    path = f"/features/{symbol}"
     limit = FEATURES_MAX_LIMIT
     if start and end:
-        span_s = (_parse_iso(end) - _parse_iso(start)).total_seconds()
-        limit = max(1, min(FEATURES_MAX_LIMIT, int(span_s // FEATURE_STEP_S) + 1))
+        span_ms = (parse_time(end) - parse_time(start)) / timedelta(milliseconds=1)
+        limit = max(1, min(FEATURES_MAX_LIMIT, int(span_ms // FEATURE_STEP_MS) + 1))
     rows: list[dict[str, Any]] = []
     for _ in range(MAX_PAGES):
-        body = _get(base_url, f"/features/{symbol}", {"start": start, "end": end, "limit": limit})
-        page = list(body.get("features", []))
+        body = _get(base_url, path, {"start": start, "end": end, "limit": limit})
+        page = _parse(path, partial(_feature_rows, body))
         rows.extend(page)
         if len(page) < limit or not start or not page:
             break
-        start = iso(_parse_iso(page[-1]["open_time"]) + timedelta(seconds=FEATURE_STEP_S))
-    return rows
+        last = _parse(path, partial(_open_time, page[-1]))
+        start = iso(last + timedelta(milliseconds=FEATURE_STEP_MS))
+    return _parse(path, lambda: FeatureSeries.from_rows(rows))
 
 
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@st.cache_data(ttl=TTL_HISTORY, show_spinner=False)
+@st.cache_resource(ttl=TTL_HISTORY, max_entries=MAX_ENTRIES, show_spinner=False)
 def _gaps(
     base_url: str, symbol: str, dataset: str, start: str | None, end: str | None
-) -> list[dict[str, Any]]:
-    body = _get(base_url, f"/gaps/{symbol}", {"dataset": dataset, "start": start, "end": end})
-    return list(body.get("gaps", []))
+) -> tuple[Gap, ...]:
+    path = f"/gaps/{symbol}"
+    body = _get(base_url, path, {"dataset": dataset, "start": start, "end": end})
+    return _parse(path, lambda: tuple(Gap.from_json(g) for g in body["gaps"]))
 
 
 @dataclass(frozen=True)
 class ApiClient:
-    """Cached reads of the API at ``base_url``; every method may raise ApiError."""
+    """Cached, typed reads of the API at ``base_url``; every method may raise ApiError."""
 
     base_url: str
 
-    def health(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+
+    def health(self) -> Health:
         """GET /health."""
         return _health(self.base_url)
 
-    def ready(self) -> dict[str, Any]:
+    def ready(self) -> Ready:
         """GET /ready: store reachability, exchange source and dataset freshness."""
         return _ready(self.base_url)
 
-    def symbols(self) -> list[dict[str, Any]]:
+    def symbols(self) -> tuple[SymbolSummary, ...]:
         """GET /symbols: every stored symbol with the extent of each dataset."""
         return _symbols(self.base_url)
 
@@ -271,49 +323,34 @@ class ApiClient:
         start: datetime | None = None,
         end: datetime | None = None,
         include_open: bool = False,
-    ) -> dict[str, Any]:
+    ) -> CandleSeries:
         """Every candle of the range, following the API's cursor (bounded)."""
         return _candles(
-            self.base_url,
-            symbol,
-            interval,
-            iso(start) if start else None,
-            iso(end) if end else None,
-            include_open,
+            self.base_url, symbol, interval, _opt_iso(start), _opt_iso(end), include_open
         )
 
-    def live_candles(self, symbol: str, start: datetime) -> dict[str, Any]:
+    def live_candles(self, symbol: str, start: datetime) -> CandleSeries:
         """1m candles since ``start`` including the open one, cached only briefly."""
         return _live_candles(self.base_url, symbol, iso(start))
 
-    def latest(self, symbol: str, interval: str = "1m") -> dict[str, Any] | None:
+    def latest(self, symbol: str, interval: str = "1m") -> Candle | None:
         """The newest candle, or None when the API has none."""
         return _latest(self.base_url, symbol, interval)
 
     def stats(
         self, symbol: str, interval: str, start: datetime | None = None, end: datetime | None = None
-    ) -> dict[str, Any]:
+    ) -> Stats:
         """GET /stats: count, open, close, return, volatility, high, low, volume."""
-        return _stats(
-            self.base_url,
-            symbol,
-            interval,
-            iso(start) if start else None,
-            iso(end) if end else None,
-        )
+        return _stats(self.base_url, symbol, interval, _opt_iso(start), _opt_iso(end))
 
     def features(
         self, symbol: str, start: datetime | None = None, end: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """GET /features: the 15m derived features of the range."""
-        return _features(
-            self.base_url, symbol, iso(start) if start else None, iso(end) if end else None
-        )
+    ) -> FeatureSeries:
+        """GET /features: the 15m derived features of the range, as columns."""
+        return _features(self.base_url, symbol, _opt_iso(start), _opt_iso(end))
 
     def gaps(
         self, symbol: str, dataset: str, start: datetime | None = None, end: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[Gap, ...]:
         """GET /gaps: missing stretches of a dataset."""
-        return _gaps(
-            self.base_url, symbol, dataset, iso(start) if start else None, iso(end) if end else None
-        )
+        return _gaps(self.base_url, symbol, dataset, _opt_iso(start), _opt_iso(end))

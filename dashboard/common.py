@@ -3,51 +3,40 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import streamlit as st
 
 from dashboard.api_client import ApiClient, ApiError, ApiUnavailable
+from dashboard.config import ConfigError, DashboardConfig
+from dashboard.models import Ready
 
 log = logging.getLogger(__name__)
 
 # How often a page that lost the API checks whether it is back.
 RETRY_EVERY_S = 3.0
-DEFAULT_API_URL = "http://127.0.0.1:8000"
-DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 _WAS_DOWN_KEY = "_cryptobot_api_was_down"
+CONTEXT_KEY = "_cryptobot_page_context"
 
 
 @dataclass(frozen=True)
 class PageContext:
     """Where the API and the Dagster UI are, plus the client and the API's /ready answer."""
 
-    api_url: str
-    dagster_url: str
+    config: DashboardConfig
     client: ApiClient
-    ready: dict[str, Any]
+    ready: Ready
 
     @property
-    def simulated(self) -> bool:
-        """True when the API says its data comes from the exchange simulator."""
-        return bool((self.ready.get("exchange") or {}).get("simulated"))
+    def api_url(self) -> str:
+        """The API's base URL."""
+        return self.config.api_url
 
-
-def _urls() -> tuple[str, str]:
-    """API and Dagster URLs from the project's settings (CRYPTOBOT_API_URL, ..._DAGSTER_URL)."""
-    try:
-        from cryptobot_core.settings import load_settings
-
-        settings = load_settings()
-        return settings.api_url, settings.dagster_url
-    except Exception as exc:  # a bad unrelated setting must not take the dashboard down
-        log.warning("settings could not be read (%s); using environment and defaults", exc)
-        return (
-            os.environ.get("CRYPTOBOT_API_URL", DEFAULT_API_URL),
-            os.environ.get("CRYPTOBOT_DAGSTER_URL", DEFAULT_DAGSTER_URL),
-        )
+    @property
+    def dagster_url(self) -> str:
+        """The Dagster UI's URL."""
+        return self.config.dagster_url
 
 
 def no_data_message(dagster_url: str, what: str = "No data yet") -> str:
@@ -93,32 +82,39 @@ def stop_with_error(exc: ApiError, client: ApiClient) -> NoReturn:
     raise AssertionError("unreachable")  # st.stop() raises; keeps type checkers honest
 
 
-def simulated_banner(ready: dict[str, Any]) -> None:
+def simulated_banner(ready: Ready) -> None:
     """The banner that says, on every page, that the data is not from Binance."""
-    exchange = ready.get("exchange") or {}
-    if exchange.get("simulated"):
-        reason = exchange.get("fallback_reason")
+    exchange = ready.exchange
+    if exchange.simulated:
+        reason = exchange.fallback_reason
         why = f" Binance was not used because {reason}." if reason else ""
         st.warning(
             "**Simulated data** — every price on this dashboard comes from the built-in "
-            f"exchange simulator ({exchange.get('rest_url', 'local')}), not from Binance.{why}",
+            f"exchange simulator ({exchange.rest_url}), not from Binance.{why}",
             icon=":material/science:",
         )
 
 
+def _config() -> DashboardConfig:
+    """The dashboard's settings; a wrong one stops the page with its one-line reason."""
+    try:
+        return DashboardConfig.from_env()
+    except ConfigError as exc:
+        st.error(f"**The dashboard is misconfigured.** {exc}", icon=":material/settings:")
+        st.stop()
+        raise AssertionError("unreachable") from None
+
+
 def page_context() -> PageContext:
-    """Read settings, check the API, show the banner; stops the page with a message on failure."""
-    api_url, dagster_url = _urls()
-    client = ApiClient(api_url)
+    """Read the settings, check the API, show the banner; stops the page on failure."""
+    config = _config()
+    client = ApiClient(config.api_url)
     try:
         ready = client.ready()
     except ApiError as exc:
         stop_with_error(exc, client)
     simulated_banner(ready)
-    return PageContext(api_url=api_url, dagster_url=dagster_url, client=client, ready=ready)
-
-
-CONTEXT_KEY = "_cryptobot_page_context"
+    return PageContext(config=config, client=client, ready=ready)
 
 
 def current_context() -> PageContext:

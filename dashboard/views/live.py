@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import streamlit as st
 
 from dashboard import charts
-from dashboard.api_client import ApiError
+from dashboard.api_client import ApiClient, ApiError
 from dashboard.common import current_context, show_api_error, stop_with_error
+from dashboard.display import change_24h, exact, percent
 
 # A short refresh instead of holding the SSE stream open: Streamlit reruns are stateless,
 # and a 1m candle updates only every ~2 s on the exchange anyway.
 REFRESH_S = 5.0
-
-
-def _f(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def render() -> None:
@@ -31,7 +24,7 @@ def render() -> None:
         symbols = ctx.client.symbols()
     except ApiError as exc:
         stop_with_error(exc, ctx.client)
-    live = [s["symbol"] for s in symbols if s.get("datasets", {}).get("1m")]
+    live = [s.symbol for s in symbols if "1m" in s.datasets]
     if not live:
         st.info(
             f"No live 1m data yet — start the stream (or backfill) in Dagster at {ctx.dagster_url}",
@@ -45,40 +38,39 @@ def render() -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def _panel(client: Any, symbol: str, hours: int) -> None:
+def _panel(client: ApiClient, symbol: str, hours: int) -> None:
     now = datetime.now(UTC)
     try:
         latest = client.latest(symbol, "1m")
-        result = client.live_candles(symbol, now - timedelta(hours=hours))
+        series = client.live_candles(symbol, now - timedelta(hours=hours))
         day = client.stats(symbol, "1m", now - timedelta(hours=24), None)
     except ApiError as exc:
         # Inside the fragment: the next tick retries by itself.
         show_api_error(exc)
         return
-    rows = result["candles"]
-    price = _f(latest.get("close")) if latest else None
-    if price is None and rows:
-        price = _f(rows[-1].get("close"))
-    open_24h = _f(day.get("open"))
-    change = (price / open_24h - 1) if price is not None and open_24h else _f(day.get("return"))
+    candles = series.candles
+    price = latest.close if latest else (candles[-1].close if candles else None)
+    change = change_24h(price, day)
     cols = st.columns(3)
     cols[0].metric(
         f"{symbol} price",
-        f"{price:,.2f}" if price is not None else "—",
-        f"{change * 100:+.2f} % (24 h)" if change is not None else None,
+        exact(price),
+        f"{percent(change, signed=True)} (24 h)" if change is not None else None,
     )
-    cols[1].metric("24 h high", f"{_f(day.get('high')) or 0:,.2f}" if day.get("high") else "—")
-    cols[2].metric("24 h low", f"{_f(day.get('low')) or 0:,.2f}" if day.get("low") else "—")
-    if not rows:
+    cols[1].metric("24 h high", exact(day.high))
+    cols[2].metric("24 h low", exact(day.low))
+    if not candles:
         st.info(
             f"No 1m candles in the last {hours} h; the stream may be stopped.",
             icon=":material/inbox:",
         )
         return
-    df = charts.candles_frame(rows)
     st.plotly_chart(
         charts.candlestick_figure(
-            df, symbol, "1m", title=f"{symbol} live (1m candles, last {hours} h)"
+            charts.CandleColumns.of(candles),
+            symbol,
+            "1m",
+            title=f"{symbol} live (1m candles, last {hours} h)",
         ),
         config=charts.PLOT_CONFIG,
         key="live_candles",

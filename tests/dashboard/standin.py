@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +67,8 @@ class StandIn:
     first: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     last: datetime = field(default_factory=lambda: datetime(2026, 7, 1, tzinfo=UTC))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    # (path, epoch seconds when its answer was fully written): when "the API answered".
+    answered: list[tuple[str, float]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -132,8 +135,8 @@ class StandIn:
                 "count": 10,
                 "open": "30000",
                 "close": "30300",
-                "return": "0.01",
-                "volatility": "0.02",
+                "return": 0.01,
+                "volatility": 0.02,
                 "high": "31000",
                 "low": "29000",
                 "volume": "99",
@@ -141,20 +144,20 @@ class StandIn:
         if parts[0] == "features":
             start = _parse(query.get("start", _iso(self.first)))
             end = _parse(query.get("end", _iso(self.last)))
-            rows = []
+            rows: list[dict[str, Any]] = []
             t = start
             limit = int(query.get("limit", 500))
             while t < end and len(rows) < limit:
                 rows.append(
                     {
                         "open_time": _iso(t),
-                        "close": "30000",
-                        "log_return": "0.001",
-                        "volatility_1h": "0.002",
-                        "volatility_24h": "0.003",
-                        "vwap": "30000",
-                        "hl_range": "0.004",
-                        "volume_zscore": "0.1",
+                        "close": "30000.00000000",
+                        "log_return": 0.001,
+                        "volatility_1h": 0.002,
+                        "volatility_24h": 0.003,
+                        "vwap": 30000.0,
+                        "hl_range": 0.004,
+                        "volume_zscore": 0.1,
                     }
                 )
                 t += timedelta(minutes=15)
@@ -178,7 +181,7 @@ class StandIn:
         limit = int(query.get("limit", 500))
         if "cursor" in query:
             start = _parse(query["cursor"])
-        rows = []
+        rows: list[dict[str, Any]] = []
         t = datetime.fromtimestamp(int(start.timestamp()) // step * step, UTC)
         while t < end and len(rows) < limit:
             rows.append(candle(t, step))
@@ -206,6 +209,8 @@ class StandIn:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                owner.answered.append((parsed.path, time.time()))
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -9,7 +9,7 @@ import pytest
 
 from cryptobot_core.services import free_port
 from dashboard.api_client import ApiClient, ApiError, ApiUnavailable
-from tests.dashboard.standin import StandIn
+from tests.dashboard.standin import StandIn, candle
 
 
 @pytest.fixture
@@ -22,10 +22,13 @@ def api() -> Iterator[StandIn]:
 def test_candles_follow_the_cursor_without_duplicates(api: StandIn) -> None:
     start = datetime(2026, 3, 1, tzinfo=UTC)
     end = start + timedelta(days=30)  # 2880 rows at 15m: two pages of at most 2000
-    rows = ApiClient(api.url).candles("BTCUSDT", "15m", start, end)["candles"]
-    times = [r["open_time"] for r in rows]
+    series = ApiClient(api.url).candles("BTCUSDT", "15m", start, end)
+    times = [c.open_time for c in series.candles]
     assert len(times) == 2880 == len(set(times))
-    assert times == sorted(times)
+    assert times == sorted(times) and times[0] == start
+    assert not series.truncated and series.source_dataset == "historical_data_15m"
+    # Exactly the decimal strings the API sent.
+    assert str(series.candles[0].close) == candle(start, 900)["close"]
     assert len(api.candle_requests()) == 2
     assert "cursor" in api.candle_requests()[1]
 
@@ -33,9 +36,10 @@ def test_candles_follow_the_cursor_without_duplicates(api: StandIn) -> None:
 def test_features_page_past_the_api_limit(api: StandIn) -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     end = start + timedelta(days=250)  # 24000 rows > 20000 per answer
-    rows = ApiClient(api.url).features("BTCUSDT", start, end)
-    times = [r["open_time"] for r in rows]
+    features = ApiClient(api.url).features("BTCUSDT", start, end)
+    times = list(features.open_time_ms)
     assert len(times) == 24000 == len(set(times))
+    assert times == sorted(times) and times[0] == start.timestamp() * 1000
     assert [q.get("limit") for p, q in api.requests if p.startswith("/features")] == [
         "20000",
         "20000",
@@ -98,7 +102,7 @@ def test_failures_are_not_cached() -> None:
         client.ready()
     later = StandIn().start(port)
     try:
-        assert client.ready()["status"] == "ready"
+        assert client.ready().status == "ready"
     finally:
         later.stop()
 
@@ -115,3 +119,21 @@ def test_latest_is_none_on_404(api: StandIn) -> None:
 
     api.handle = handle  # type: ignore[method-assign]
     assert ApiClient(api.url).latest("BTCUSDT") is None
+
+
+def test_an_answer_of_the_wrong_shape_names_the_path(api: StandIn) -> None:
+    original = api.handle
+
+    def handle(path: str, query: dict[str, str]) -> tuple[int, object]:
+        status, body = original(path, query)
+        if path.startswith("/candles/") and isinstance(body, dict):
+            body["candles"][0]["close"] = 1.5  # a float where the contract has a string
+        return status, body
+
+    api.handle = handle  # type: ignore[method-assign]
+    with pytest.raises(ApiError) as info:
+        ApiClient(api.url).candles("BTCUSDT", "1h")
+    assert info.value.message.startswith(
+        "The API's answer to /candles/BTCUSDT is not what this dashboard expects"
+    )
+    assert "same version" in info.value.hint

@@ -233,6 +233,13 @@ def test_dashboard_renders_in_chromium(chromium: str, running: Running) -> None:
             assert ready["exchange"]["simulated"] is True
             page.get_by_role("heading", name="Historical candles").wait_for()  # no reload
 
+            # Streamlit's developer toolbar items (Deploy, Rerun) are hidden. The dashboard
+            # runs from a temporary directory here, so this checks that its config is found
+            # next to app.py, not only when started from the repository root.
+            page.get_by_test_id("stMainMenu").wait_for()  # the toolbar is drawn
+            assert page.get_by_test_id("stAppDeployButton").count() == 0
+            assert page.get_by_role("button", name="Deploy").count() == 0
+
             # Historical: four charts with data, titles and unit-labelled axes.
             page.wait_for_function(f"({DRAWN_PLOTS_JS})() >= 4")
             titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()

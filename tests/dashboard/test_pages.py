@@ -53,7 +53,7 @@ def test_historical_page_draws_four_charts(api: StandIn) -> None:
     assert texts(at.title) == ["Historical candles"]
     charts = at.get("plotly_chart")
     assert len(charts) == 4
-    # The default range is the last 14 days: 1344 candles at 15m fit, so no coarsening.
+    # The default range is the last 7 days: 672 candles at 15m fit, so no coarsening.
     assert {q["interval"] for q in api.candle_requests()} == {"15m"}
     assert not any("instead of" in t for t in texts(at.info))
 
@@ -131,11 +131,12 @@ def test_long_range_requests_a_coarser_interval(api: StandIn) -> None:
     at.date_input(key="hist_range").set_value((date(2026, 1, 1), date(2026, 6, 30))).run()
     assert not at.exception
     last = api.candle_requests()[-1]
-    assert last["interval"] == "4h"  # 181 days: 2h = 2172 points, 4h = 1086
-    assert any("**4h** candles instead of 15m" in t for t in texts(at.info)), texts(at.info)
+    assert last["interval"] == "6h"  # 181 days: 4h = 1086 points, 6h = 724
+    assert any("**6h** candles instead of 15m" in t for t in texts(at.info)), texts(at.info)
+    assert at.query_params["interval"] == "15m" and at.query_params["start"] == "2026-01-01"
 
-    at.date_input(key="hist_range").set_value((date(2026, 6, 1), date(2026, 6, 10))).run()
-    assert api.candle_requests()[-1]["interval"] == "15m"  # 960 points
+    at.date_input(key="hist_range").set_value((date(2026, 6, 1), date(2026, 6, 7))).run()
+    assert api.candle_requests()[-1]["interval"] == "15m"  # 672 points
     assert not any("instead of" in t for t in texts(at.info))
 
 
@@ -182,3 +183,42 @@ def test_store_down_is_explained(api: StandIn) -> None:
     errors = texts(at.error)
     assert any("document store is not reachable (connection refused)" in e for e in errors), errors
     assert not at.get("plotly_chart")
+
+
+def test_a_link_opens_the_view_it_names(api: StandIn) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(symbol="btcusdt", interval="1h", start="2026-03-01", end="2026-03-10")
+    at.run()
+    assert not at.exception
+    asked = api.candle_requests()[-1]
+    assert (asked["interval"], asked["start"], asked["end"]) == (
+        "1h",
+        "2026-03-01T00:00:00Z",
+        "2026-03-11T00:00:00Z",  # the end day is included
+    )
+    assert not at.warning or all("link" not in t for t in texts(at.warning))
+
+
+def test_a_wrong_link_says_why_it_shows_something_else(api: StandIn) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(symbol="BTCUSDT", interval="7m")
+    at.run()
+    assert not at.exception
+    assert any("interval='7m' is not one of 1m, 15m" in t for t in texts(at.warning))
+    assert api.candle_requests()[-1]["interval"] == "15m"
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_a_bad_api_url_is_one_clear_line(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOBOT_API_URL", "localhost:8000")
+    for page in (None, "live", "status"):
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception
+        errors = texts(at.error)
+        assert errors == [
+            "**The dashboard is misconfigured.** CRYPTOBOT_API_URL='localhost:8000' is not a "
+            "usable URL (it must start with http:// or https://); use e.g. http://127.0.0.1:8000"
+        ], errors
+        assert not at.title
