@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from cryptobot_core.errors import ConfigError
+from cryptobot_core.launcher.java import require_java
 from cryptobot_core.models import dt_to_ms, ms_to_dt
-from cryptobot_core.services import java_available
 from cryptobot_core.store.codec import stored_float
 from cryptobot_core.store.features import FEATURE_FIELDS
 
@@ -58,16 +57,6 @@ def spark_config(master: str, *, app_name: str = "cryptobot-features") -> dict[s
         "spark.driver.memory": "1g",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
-
-
-def require_java() -> None:
-    """Raise a ConfigError telling the user to install Java 17+ when no java is found."""
-    if not java_available():
-        raise ConfigError(
-            "Java 17+ is needed to compute candle features with PySpark, but no java binary was "
-            "found on PATH or under JAVA_HOME; install OpenJDK 17 (e.g. apt-get install "
-            "openjdk-17-jre-headless) or set JAVA_HOME"
-        )
 
 
 def start_spark(master: str) -> SparkSession:

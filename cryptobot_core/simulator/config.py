@@ -333,8 +333,8 @@ class SimConfig:
                 raise ValidationError(
                     f"an outage is (start_ms, end_ms[, symbol]) with start < end, got {outage!r}"
                 )
-            if len(outage) == 3 and outage[2] not in self._by_name:  # type: ignore[misc]
-                raise ValidationError(f"outage names unknown symbol {outage[2]!r}")  # type: ignore[misc]
+            if len(outage) == 3 and outage[2] not in self._by_name:
+                raise ValidationError(f"outage names unknown symbol {outage[2]!r}")
             outages.append(outage)
         self.outages = outages
         if self.weight_limit < 1:

@@ -86,7 +86,7 @@ def _hash(salt: U64, idx: I64) -> U64:
         z = idx.astype(np.uint64) * _GOLDEN + salt
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)  # type: ignore[no-any-return]
+        return z ^ (z >> _S31)
 
 
 def _uniform(salt: U64, idx: I64) -> F64:
@@ -454,7 +454,7 @@ class Market:
         for outage in self.config.outages:
             out = (minutes >= outage[0]) & (minutes < outage[1])
             if len(outage) == 3:
-                out = out & (p.names == outage[2])  # type: ignore[misc]
+                out = out & (p.names == outage[2])
             valid &= ~out
         return valid
 

@@ -22,7 +22,7 @@ from cryptobot_core.features import (
     require_java,
     start_spark,
 )
-from cryptobot_core.services import java_available
+from cryptobot_core.launcher.java import java_available
 
 STEP = timedelta(minutes=15)
 START = datetime(2025, 3, 11, tzinfo=UTC)
@@ -178,8 +178,8 @@ def test_no_rows_give_no_features(spark: Any) -> None:
 
 
 def test_without_java_the_error_says_java_17_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cryptobot_core.features.java_available", lambda: False)
-    with pytest.raises(ConfigError, match="Java 17\\+ is needed"):
+    monkeypatch.setattr("cryptobot_core.launcher.java.java_major_version", lambda: None)
+    with pytest.raises(ConfigError, match="PySpark needs Java 17\\+"):
         require_java()
 
 

@@ -57,7 +57,7 @@ def _fill_store(settings: Settings, mongo_db: Any, now: datetime) -> None:
     from cryptobot_core import features
     from cryptobot_core.simulator.config import SimConfig
     from cryptobot_core.simulator.market import Market
-    from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M, CandleStore
+    from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M, CandleStore, FeatureStore
 
     market = Market(SimConfig(seed=42))
     end_15m = Interval.M15.floor(dt_to_ms(now))  # closed candles only
@@ -83,9 +83,9 @@ def _fill_store(settings: Settings, mongo_db: Any, now: datetime) -> None:
     now_ms = dt_to_ms(now)
     stream.upsert(fetch(Interval.M1, now_ms - LIVE_HOURS * 3_600_000, now_ms + 60_000))
     rows = list(mongo_db[HISTORICAL_15M].find({"symbol": SYMBOL}).sort("open_time", 1))
-    features.ensure_feature_indexes(mongo_db)
-    feats = _features(rows)
-    features.write_features(mongo_db, features.feature_documents(feats, rows))
+    feature_store = FeatureStore(mongo_db)
+    feature_store.ensure_indexes()
+    feature_store.write(features.feature_documents(_features(rows), rows))
 
 
 def _features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
