@@ -21,6 +21,8 @@ from cryptobot_core.settings import Settings
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+# The README's screenshots are refreshed on request only, so a test run leaves the tree clean:
+# CRYPTOBOT_UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/dashboard/test_browser.py
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -211,10 +213,11 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def test_dashboard_renders_in_chromium(chromium: str, running: Running) -> None:
+def test_dashboard_renders_in_chromium(chromium: str, running: Running, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots = SCREENSHOTS if os.environ.get("CRYPTOBOT_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
@@ -250,7 +253,7 @@ def test_dashboard_renders_in_chromium(chromium: str, running: Running) -> None:
             axes = page.locator(".js-plotly-plot .ytitle").all_text_contents()
             assert "Price (USDT)" in axes and "Volume (BTC)" in axes, axes
             assert page.get_by_text("Simulated data").first.is_visible()
-            page.screenshot(path=str(SCREENSHOTS / "historical.png"), full_page=True)
+            page.screenshot(path=str(shots / "historical.png"), full_page=True)
 
             # Live: the 1m chart, the current price and the 24 h change.
             page.set_viewport_size({"width": 1400, "height": 1150})
@@ -261,7 +264,7 @@ def test_dashboard_renders_in_chromium(chromium: str, running: Running) -> None:
             assert page.get_by_text(f"{SYMBOL} price").first.is_visible()
             assert page.get_by_text("(24 h)").first.is_visible()
             assert page.get_by_text("Simulated data").first.is_visible()
-            page.screenshot(path=str(SCREENSHOTS / "live.png"), full_page=True)
+            page.screenshot(path=str(shots / "live.png"), full_page=True)
 
             # Data status: freshness, the source, the Dagster link.
             page.goto(running.dashboard_url + "/status")
@@ -271,6 +274,6 @@ def test_dashboard_renders_in_chromium(chromium: str, running: Running) -> None:
             assert link.get_attribute("href") == DAGSTER
             assert page.get_by_text("Simulated data").first.is_visible()
             assert page.get_by_text("Traceback").count() == 0
-            page.screenshot(path=str(SCREENSHOTS / "status.png"), full_page=True)
+            page.screenshot(path=str(shots / "status.png"), full_page=True)
         finally:
             browser.close()
