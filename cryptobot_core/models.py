@@ -285,6 +285,11 @@ class Candle:
             if event.get("e") != "kline":
                 raise ValidationError(f"not a kline event: e={event.get('e')!r}")
             k = event["k"]
+            if not isinstance(k["x"], bool):
+                raise ValidationError(f"x must be JSON true or false, got {k['x']!r}")
+            for name, value in (("t", k["t"]), ("T", k["T"]), ("n", k["n"]), ("E", event["E"])):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValidationError(f"{name} must be a JSON integer, got {value!r}")
             return cls(
                 symbol=k["s"],
                 interval=Interval.parse(k["i"]),
@@ -299,11 +304,11 @@ class Candle:
                 taker_buy_base_volume=k["V"],
                 taker_buy_quote_volume=k["Q"],
                 trades=int(k["n"]),
-                is_closed=bool(k["x"]),
+                is_closed=k["x"],
                 source=Source.WS,
                 event_time=ms_to_dt(int(event["E"])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, OSError) as exc:
             if isinstance(exc, ValidationError):
                 raise
             raise ValidationError(f"malformed kline event: {exc!r}") from None

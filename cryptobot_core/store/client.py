@@ -22,10 +22,18 @@ _DUPLICATE_KEY = 11000
 
 
 def connect(settings: Settings, *, timeout_ms: int | None = None) -> MongoClient[Document]:
-    """A tz-aware MongoClient for the configured (or embedded) store; connects lazily."""
+    """A tz-aware MongoClient for the configured (or embedded) store; connects lazily.
+
+    The one write-concern decision: every write is acknowledged only once it is in the
+    store's journal (``j: true``). The stream consumer commits Kafka offsets after its
+    writes are acknowledged, so an acknowledged write must survive a crash of the store,
+    or a kill -9 of the store would lose minutes whose offsets were already committed.
+    Measured cost on the stream benchmark: docs/benchmarks/stream.md.
+    """
     timeout = timeout_ms or settings.mongo_timeout_ms
     return MongoClient(
         settings.effective_mongo_uri,
+        journal=True,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout,
         connectTimeoutMS=timeout,

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 END_OFFSETS_EVERY_S = 30.0
+DEAD_LETTER_TEXT_MAX = 16 * 1024
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -79,6 +80,25 @@ class ConsumerStats:
         return asdict(self)
 
 
+def dead_letter_text(value: bytes | None) -> str:
+    """What a dead letter keeps of a refused value: its text, or a hex dump if not UTF-8.
+
+    Values above ``DEAD_LETTER_TEXT_MAX`` keep their head (and say how long they were);
+    the whole value stays on the topic at the recorded offset.
+    """
+    if not value:
+        return ""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "hex:" + value.hex()
+    if len(text) > DEAD_LETTER_TEXT_MAX:
+        text = (
+            f"{text[:DEAD_LETTER_TEXT_MAX]}... [{len(value)} bytes; the full value is on the topic]"
+        )
+    return text
+
+
 class StreamConsumer:
     """Runs the consumer loop until ``stop`` is set."""
 
@@ -96,6 +116,7 @@ class StreamConsumer:
         self.max_records = max_records
         self.backoff_max_s = backoff_max_s
         self.stats = ConsumerStats()
+        self._symbols = frozenset(settings.symbols)
         self._store = open_store(settings)
         self.store = self._store.stream
         self.heartbeat = Heartbeat(self._store.heartbeats, "consumer", run_id)
@@ -204,14 +225,18 @@ class StreamConsumer:
             tp = TopicPartition(rec.topic, rec.partition)
             offsets[tp] = max(offsets.get(tp, -1), rec.offset)
             try:
-                msg = decode(rec.value, rec.key)
+                msg = decode(rec.value, rec.key, symbols=self._symbols)
                 candles.append(msg.candle)
                 received.append(msg.received_at_ms)
             except MessageError as exc:
-                raw = rec.value.decode("utf-8", errors="replace") if rec.value else ""
                 dead.append(
                     DeadLetter(
-                        exc.reason, raw, rec.topic, rec.partition, rec.offset, datetime.now(UTC)
+                        exc.reason,
+                        dead_letter_text(rec.value),
+                        rec.topic,
+                        rec.partition,
+                        rec.offset,
+                        datetime.now(UTC),
                     )
                 )
         newest = collapse(candles)
@@ -257,11 +282,28 @@ class StreamConsumer:
                     if self._wait(stop, delay):
                         return False
                     if consumer is not None:
-                        consumer.poll(timeout_ms=0)
+                        self._keep_membership(consumer)
                     delay = min(delay * 2, self.backoff_max_s)
         finally:
             if paused and consumer is not None:
                 consumer.resume(*consumer.paused())
+
+    @staticmethod
+    def _keep_membership(consumer: KafkaConsumer) -> None:
+        """Poll while the store is down, so the group keeps this member, losing nothing.
+
+        Paused partitions return no records, but a rebalance may assign new, unpaused ones
+        whose records a poll returns (and moves past). Those are put back: the position is
+        set to the first returned offset so the next real poll reads them again, and the
+        new partitions are paused too.
+        """
+        batch = consumer.poll(timeout_ms=0)
+        for tp, recs in batch.items():
+            if recs:
+                consumer.seek(tp, min(r.offset for r in recs))
+        unpaused = consumer.assignment() - consumer.paused()
+        if unpaused:
+            consumer.pause(*unpaused)
 
     def _record_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:

@@ -85,7 +85,11 @@ def send_raw(settings: Settings, records: list[tuple[bytes | None, bytes]]) -> N
     from cryptobot_core.stream import kafka as kafka_util
 
     kafka_util.ensure_topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.effective_kafka_bootstrap, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=settings.effective_kafka_bootstrap,
+        acks="all",
+        max_request_size=4 * 1024 * 1024,
+    )
     try:
         for key, value in records:
             producer.send(settings.kafka_topic, key=key, value=value)

@@ -116,6 +116,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
     stream_settings: Settings, mongo_db: Any, tmp_path: Path
 ) -> None:
     symbols = [f"S{i:02d}USDT" for i in range(40)]
+    stream_settings = stream_settings.model_copy(update={"symbols": symbols})
     minutes = 60
     expected = {
         (s, T0 + m * 60_000): make_candle(s, T0 + m * 60_000, price=f"{i + 1}.{m:02d}")

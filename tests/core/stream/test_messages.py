@@ -119,3 +119,16 @@ def test_supervision_decisions() -> None:
     assert decide([ActiveRun("q", None)], None, now).action is Action.KEEP
     two = decide([old, ActiveRun("r3", now - timedelta(minutes=9))], beat | {"run_id": "r3"}, now)
     assert two.action is Action.KEEP and two.terminate == ("r1",)
+
+
+def test_decode_turns_every_poison_value_into_a_message_error() -> None:
+    from tests.faults.poison import POISON
+
+    for key, value, reason in POISON:
+        with pytest.raises(MessageError, match=reason):
+            decode(value, key, symbols=frozenset({"BTCUSDT", "ETHUSDT"}))
+
+
+def test_decode_accepts_the_largest_exact_values() -> None:
+    c = make_candle("BTCUSDT", T0, price="1234567890123456789012345678901.234")
+    assert decode(encode_candle(c), b"BTCUSDT").candle == c
