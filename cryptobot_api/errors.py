@@ -72,7 +72,8 @@ async def _store(_: Request, exc: Exception) -> JSONResponse:
         "store_unavailable" if unavailable else "store_error",
         "the document store is not answering; the API reconnects by itself, retry shortly"
         if unavailable
-        else f"the document store refused the query: {exc}",
+        # The driver's text names hosts, users and internals: it goes to the log only.
+        else "the document store refused the query; the API log has the details",
         "GET /ready shows the store status",
     )
 

@@ -57,10 +57,11 @@ def parse_time(value: str | int | None, name: str) -> int | None:
         ms = int(text)
     else:
         try:
-            parsed = datetime.fromisoformat(text.replace("z", "Z"))
-        except ValueError:
+            # A valid ISO time whose offset moves it out of years 1..9999 (0001-01-01T00:00+01:00)
+            # overflows in the conversion to UTC: out of range, like any other.
+            ms = dt_to_ms(datetime.fromisoformat(text.replace("z", "Z")))
+        except (ValueError, OverflowError):
             raise ValidationError(f"{allowed}; got {text[:60]!r}") from None
-        ms = dt_to_ms(parsed)
     if not MIN_MS <= ms < MAX_MS:
         raise ValidationError(f"{allowed}; got {text[:60]!r}")
     return ms

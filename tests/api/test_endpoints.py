@@ -364,3 +364,36 @@ def test_importing_the_app_reads_no_settings(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CRYPTOBOT_MONGO_URI", "not-a-uri")  # would fail if read at import
     reloaded = importlib.reload(main)
     assert reloaded.app.title == "CryptoBot API"
+
+
+EDGE_TIMES = [
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00",
+    "9999-12-31T23:00:00-05:00",
+    "9999-12-31T23:59:59.999999",
+    "1969-12-31T23:59:59.999Z",
+    "1970-01-01T00:00:00Z",
+    "2999-12-31T23:59:59.999Z",
+    "3000-01-01T00:00:00Z",
+    "-1",
+    "0",
+    "32503679999999",
+    "99999999999999999999",
+]
+
+
+@pytest.mark.parametrize("when", EDGE_TIMES)
+def test_no_time_near_the_ends_of_the_calendar_gives_a_5xx(client: TestClient, when: str) -> None:
+    requests: list[tuple[str, dict[str, object]]] = []
+    for name in ("start", "end"):
+        requests += [("/candles/BTCUSDT", {name: when, "interval": i}) for i in ("1m", "15m", "1w")]
+        requests += [(f"/{what}/BTCUSDT", {name: when}) for what in ("stats", "features")]
+        requests += [("/gaps/BTCUSDT", {name: when, "dataset": d}) for d in ("1m", "15m")]
+    for path, params in requests:
+        answer = client.get(path, params=params)
+        assert answer.status_code < 500, (path, params, answer.text)
+        if answer.status_code == 422:
+            message = answer.json()["error"]["message"]
+            assert "between 1970-01-01 and 2999-12-31" in message or "window too large" in message
+        else:
+            assert answer.status_code == 200, (path, params, answer.text)
