@@ -290,3 +290,34 @@ def test_ci_runs_lint_make_test_and_the_image_build() -> None:
     pushes = [s for s in release_steps if "docker/build-push-action" in str(s.get("uses", ""))]
     assert pushes and all(s["with"]["push"] in (True, "true") for s in pushes)
     assert "ghcr.io" in (REPO / ".github" / "workflows" / "release.yml").read_text()
+
+
+def test_a_deployment_streams_from_its_first_minute(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The daemon's settings, as compose resolves them, start the supervisor and repair."""
+    import dagster as dg
+
+    from cryptobot_assets.stream.definitions import build_defs
+    from cryptobot_core.settings import load_settings
+
+    env = {k: interpolate(v, {}) for k, v in environment(services["dagster-daemon"]).items()}
+    for key in list(os.environ):
+        if key.startswith("CRYPTOBOT_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("CRYPTOBOT_") and key != "CRYPTOBOT_DATA_DIR":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    defs = build_defs(load_settings(data_dir=tmp_path))
+    assert defs.get_sensor_def("stream_supervisor").default_status == (
+        dg.DefaultSensorStatus.RUNNING
+    )
+    assert defs.get_schedule_def("stream_repair_schedule").default_status == (
+        dg.DefaultScheduleStatus.RUNNING
+    )
+
+
+def test_the_dagster_ui_is_published_on_loopback_only(services: dict[str, Any]) -> None:
+    ports = [interpolate(str(p), {}) for p in services["dagster-webserver"]["ports"]]
+    assert ports and all(p.startswith("127.0.0.1:") for p in ports), ports
