@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 STREAM_CLOSE_TIMEOUT_S = 10.0
+RESEND_ACK_TIMEOUT_S = 30.0
 
 Record = tuple[bytes | None, bytes]  # (key, value)
 
@@ -68,15 +70,29 @@ class ProducerStats:
 
 
 class Spool:
-    """Append-only JSON-lines file of records the broker has not acknowledged."""
+    """Append-only JSON-lines file of records the broker has not acknowledged.
+
+    Durable and crash-safe:
+    - every append is fsynced before it returns;
+    - a re-send first *claims* the file (renames it to ``<name>.resending``) and deletes the
+      claim only once every record in it was acknowledged by the broker, or spooled again by
+      a failed send. A crash in between leaves the claim, which is re-sent on the next start
+      (the consumer's idempotent upsert absorbs the duplicates);
+    - a line torn by a crash mid-append is skipped with a log line, and the next append
+      starts on a fresh line so the torn one never swallows a good record.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.claim_path = path.with_name(path.name + ".resending")
         self._lock = threading.Lock()
+        self.torn = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        for existing in (self.path, self.claim_path):
+            _end_with_newline(existing)
 
     def append(self, records: Sequence[Record]) -> None:
-        """Add records (flushed to disk before returning)."""
+        """Add records (fsynced to disk before returning)."""
         if not records:
             return
         lines = "".join(
@@ -86,27 +102,81 @@ class Spool:
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(lines)
             fh.flush()
+            os.fsync(fh.fileno())
+
+    def claim(self) -> list[Record]:
+        """The records to re-send: an earlier unfinished claim, else the whole spool.
+
+        They stay on disk until ``release()``.
+        """
+        with self._lock:
+            if not self.claim_path.exists():
+                if not self.path.exists():
+                    return []
+                os.replace(self.path, self.claim_path)
+                _fsync_dir(self.path.parent)
+            text = self.claim_path.read_text(encoding="utf-8")
+        return self._parse(text)
+
+    def release(self) -> None:
+        """Forget the claimed records: each was acknowledged, or spooled again."""
+        with self._lock:
+            self.claim_path.unlink(missing_ok=True)
+            _fsync_dir(self.path.parent)
 
     def take(self) -> list[Record]:
-        """Remove and return every spooled record (the caller re-spools failures)."""
-        with self._lock:
-            if not self.path.exists():
-                return []
-            text = self.path.read_text(encoding="utf-8")
-            self.path.unlink()
+        """Claim and release at once (for tools and tests that deliver them themselves)."""
+        records = self.claim()
+        self.release()
+        return records
+
+    def _parse(self, text: str) -> list[Record]:
         out: list[Record] = []
-        for line in text.splitlines():
-            if line.strip():
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
                 item = json.loads(line)
                 out.append((item["key"].encode() if item["key"] else None, item["value"].encode()))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                self.torn += 1
+                log.warning(
+                    "skipping torn spool line %d of %s (a crash mid-write): %.80r",
+                    number,
+                    self.claim_path,
+                    line,
+                )
         return out
 
     def __len__(self) -> int:
         with self._lock:
-            if not self.path.exists():
-                return 0
-            with open(self.path, encoding="utf-8") as fh:
-                return sum(1 for _ in fh)
+            count = 0
+            for path in (self.path, self.claim_path):
+                if path.exists():
+                    with open(path, encoding="utf-8", errors="replace") as fh:
+                        count += sum(1 for line in fh if line.strip())
+            return count
+
+
+def _end_with_newline(path: Path) -> None:
+    """After a crash mid-append, start the next record on a line of its own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class KafkaSender:
@@ -172,13 +242,15 @@ class KafkaSender:
             self._delay = BACKOFF_START_S
         return self._producer
 
-    def _send(self, records: Sequence[Record], resend: bool = False) -> None:
+    def _send(self, records: Sequence[Record], resend: bool = False) -> list[Any]:
+        """Send records; returns their futures. What cannot be sent is spooled."""
+        futures: list[Any] = []
         if self._reset:
             self._reset = False
             self._failed(BrokerUnavailable("records were not acknowledged"))
         if not self._healthy():
             self._spool(records, "broker backing off")
-            return
+            return futures
         try:
             producer = self._ensure()
             for i, (key, value) in enumerate(records):
@@ -189,16 +261,19 @@ class KafkaSender:
                 except (KafkaError, BrokerUnavailable) as exc:
                     self._spool(records[i:], f"send failed: {exc}")
                     self._failed(exc)
-                    return
+                    return futures
                 with self._lock:
                     self._in_flight += 1
                     self.stats.sent += 1
                     self.stats.resent += resend
                 fut.add_callback(self._acked)
                 fut.add_errback(self._not_acked, (key, value))
+                futures.append(fut)
         except (KafkaError, BrokerUnavailable) as exc:
             self._spool(records, f"broker unavailable: {exc}")
             self._failed(exc)
+            return []
+        return futures
 
     def _acked(self, _meta: Any) -> None:
         with self._lock:
@@ -219,12 +294,23 @@ class KafkaSender:
         self._reset = True
 
     def _resend_spool(self) -> None:
-        if not self._healthy() or not self.spool.path.exists():
+        """Re-send the spool; it leaves the disk only once the broker acknowledged it."""
+        if not self._healthy() or not (self.spool.path.exists() or self.spool.claim_path.exists()):
             return
-        records = self.spool.take()
+        records = self.spool.claim()
         if records:
             log.info("re-sending %d spooled record(s)", len(records))
-            self._send(records, resend=True)
+            futures = self._send(records, resend=True)
+            producer = self._producer
+            if futures and producer is not None:
+                try:
+                    producer.flush(timeout=RESEND_ACK_TIMEOUT_S)
+                except KafkaError as exc:
+                    log.warning("re-send not confirmed yet: %s", exc)
+            if not all(f.is_done for f in futures):
+                return  # kept on disk; tried again on the next round
+            # Each record is acknowledged, or was spooled again by its errback or by _send.
+        self.spool.release()
 
     def _run(self) -> None:
         last_spool_check = 0.0
