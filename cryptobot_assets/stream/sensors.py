@@ -1,6 +1,5 @@
 """`stream_supervisor`: exactly one producer and one consumer run, observed every tick."""
 
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -159,10 +158,13 @@ def supervise(
         try:
             gaps = store.stream_gaps.open()
             if gaps and not active_runs(instance, stream_repair_job.name):
-                ids = hashlib.sha1("|".join(g.id for g in gaps).encode()).hexdigest()[:16]
+                # A counter, not the gap ids: a repair that came back short leaves the same
+                # gaps open, and must be requested again on the next tick.
+                generation = int(cursor.get("repair", 0)) + 1
+                cursor["repair"] = generation
                 requests.append(
                     dg.RunRequest(
-                        run_key=f"repair-{ids}",
+                        run_key=f"repair-{generation}",
                         job_name=stream_repair_job.name,
                         tags={"cryptobot/stream": "repair"},
                     )

@@ -99,6 +99,26 @@ class StreamGapStore:
                 marked += 1
         return marked
 
+    def note_short(self, gaps: Iterable[StreamGap], until: datetime, give_up_after: int) -> int:
+        """Count a repair that left minutes of ``gaps`` missing; they stay open for another try.
+
+        A gap still short after ``give_up_after`` attempts (the exchange has no candle for those
+        minutes) is closed as ``unavailable``. Returns how many were closed that way.
+        """
+        closed = 0
+        with store_errors("recording a short repair"):
+            for gap in gaps:
+                doc = self._collection.find_one_and_update(
+                    {"_id": gap.id}, {"$inc": {"attempts": 1}}, return_document=True
+                )
+                if doc is not None and int(doc.get("attempts", 0)) >= give_up_after:
+                    self._collection.update_one(
+                        {"_id": gap.id},
+                        {"$set": {"repaired": True, "repaired_until": until, "unavailable": True}},
+                    )
+                    closed += 1
+        return closed
+
     def delete_all(self) -> int:
         """Remove every recorded gap (used by `cryptobot stream reset`)."""
         with store_errors("clearing stream gaps"):

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,9 @@ class ProducerStats:
     broker_errors: int = 0
     messages_per_s: float = 0.0
     newest_event_time: datetime | None = None
+    # Per symbol, the open time (ms) of the newest closed minute the broker acknowledged.
+    # Carried from run to run: a restarted producer records the gap from here.
+    watermarks: dict[str, int] = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, Any]:
         """A BSON-friendly dict."""
@@ -266,7 +269,7 @@ class KafkaSender:
                     self._in_flight += 1
                     self.stats.sent += 1
                     self.stats.resent += resend
-                fut.add_callback(self._acked)
+                fut.add_callback(self._acked, (key, value))
                 fut.add_errback(self._not_acked, (key, value))
                 futures.append(fut)
         except (KafkaError, BrokerUnavailable) as exc:
@@ -275,10 +278,29 @@ class KafkaSender:
             return []
         return futures
 
-    def _acked(self, _meta: Any) -> None:
+    def _acked(self, record: Record, _meta: Any) -> None:
+        key, value = record
+        # Only a closed minute moves the watermark; the byte test keeps the rest cheap.
+        minute = _closed_minute(value) if key and CLOSED_MARK in value else None
         with self._lock:
             self._in_flight -= 1
             self.stats.acked += 1
+            if minute is not None and key is not None:
+                symbol = key.decode()
+                if minute > self.stats.watermarks.get(symbol, -1):
+                    self.stats.watermarks[symbol] = minute
+
+    def stats_doc(self) -> dict[str, Any]:
+        """The counters as a document, read consistently with the acknowledgements."""
+        with self._lock:
+            return self.stats.to_doc()
+
+    def carry_watermarks(self, marks: dict[str, int]) -> None:
+        """Start from an earlier run's watermarks (a newer acknowledgement wins)."""
+        with self._lock:
+            for symbol, mark in marks.items():
+                if mark > self.stats.watermarks.get(symbol, -1):
+                    self.stats.watermarks[symbol] = mark
 
     def _not_acked(self, record: Record, exc: BaseException) -> None:
         with self._lock:
@@ -355,6 +377,18 @@ class KafkaSender:
         return self._in_flight
 
 
+CLOSED_MARK = b'"x":true'
+
+
+def _closed_minute(value: bytes) -> int | None:
+    """Open time of the closed kline an envelope carries, else None."""
+    try:
+        kline = json.loads(value)["event"]["k"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return int(kline["t"]) if kline.get("x") is True and isinstance(kline.get("t"), int) else None
+
+
 StreamFactory = Callable[[], Any]
 
 
@@ -378,6 +412,11 @@ class StreamProducer:
         self.spool = Spool(spool_path or settings.data_dir / "stream" / "producer-spool.jsonl")
         self._stream_factory = stream_factory or self._default_stream
         self._pending_gaps: list[StreamGap] = []
+        # Restart gaps found so far, by span: (from, to) -> symbols.
+        self._restart_gaps: dict[tuple[int, int], set[str]] = {}
+        # The previous run's watermarks, until each symbol's first candle arrives.
+        self._resume_from: dict[str, int] = {}
+        self._watermarks_loaded = False
         self._rate_mark = (time.monotonic(), 0)
         self.sender: KafkaSender | None = None
         self._stream: Any = None
@@ -404,6 +443,7 @@ class StreamProducer:
     async def run_async(self, stop: threading.Event) -> ProducerStats:
         """Stream klines to Kafka until ``stop`` is set (or the stream fails)."""
         self.sender = KafkaSender(self.settings, self.stats, self.spool).start()
+        await asyncio.to_thread(self._load_watermarks)
         stream = self._stream = self._stream_factory()
         pump = asyncio.create_task(self._pump(stream))
         try:
@@ -438,6 +478,7 @@ class StreamProducer:
         assert sender is not None
         kind = type(item).__name__
         if isinstance(item, Candle):
+            self._check_resume(item)
             raw = getattr(item, "raw", None)
             value = encode_event(raw) if isinstance(raw, dict) else encode_candle(item)
             sender.offer(item.symbol.encode(), value)
@@ -465,12 +506,44 @@ class StreamProducer:
         else:
             log.error("unexpected item from the kline stream: %r", item)
 
+    def _load_watermarks(self) -> None:
+        """Read the previous run's watermarks (before this run's first heartbeat replaces them)."""
+        if self._watermarks_loaded:
+            return
+        try:
+            doc = self._store.heartbeats.read(["producer"]).get("producer") or {}
+        except StoreError as exc:
+            log.warning("previous watermarks not read yet (store down?): %s", exc)
+            return
+        marks = (doc.get("stats") or {}).get("watermarks") or {}
+        self._resume_from = {s: marks[s] for s in self.symbols if isinstance(marks.get(s), int)}
+        assert self.sender is not None
+        self.sender.carry_watermarks(self._resume_from)
+        self._watermarks_loaded = True
+        if self._resume_from:
+            log.info("resuming after the previous run's watermarks of %d symbols", len(marks))
+
+    def _check_resume(self, candle: Candle) -> None:
+        """On a symbol's first candle after a restart, record the minutes missed meanwhile."""
+        mark = self._resume_from.pop(candle.symbol, None)
+        if mark is None:
+            return
+        first_missing = mark + 60_000
+        if candle.open_ms > first_missing:
+            span = (first_missing, candle.open_ms)
+            self._restart_gaps.setdefault(span, set()).add(candle.symbol)
+
     def _sync_stream_stats(self, stream: Any) -> None:
         st = getattr(stream, "stats", None)
         if st is not None:
             self.stats.reconnects = int(getattr(st, "reconnects", 0))
 
     def _beat(self, force: bool = False) -> None:
+        if not self._watermarks_loaded:
+            # Writing a heartbeat now would erase the previous run's watermarks unread.
+            self._load_watermarks()
+            if not self._watermarks_loaded:
+                return
         self._flush_gaps()
         if self._stream is not None:
             self._sync_stream_stats(self._stream)
@@ -480,9 +553,18 @@ class StreamProducer:
             self.stats.messages_per_s = round((self.stats.messages - count) / (now - then), 2)
         self._rate_mark = (now, self.stats.messages)
         self.stats.spool_pending = len(self.spool)
-        self.heartbeat.beat(self.stats.to_doc(), force=force)
+        doc = self.sender.stats_doc() if self.sender is not None else self.stats.to_doc()
+        self.heartbeat.beat(doc, force=force)
 
     def _flush_gaps(self) -> None:
+        restarts, self._restart_gaps = self._restart_gaps, {}
+        for (lo, hi), symbols in restarts.items():
+            gap = StreamGap.of_span(
+                symbols, lo, hi, "producer restart: minutes after the last acknowledged one"
+            )
+            self._pending_gaps.append(gap)
+            self.stats.gaps += 1
+            log.warning("stream gap %s", gap.id)
         if not self._pending_gaps:
             return
         gaps, self._pending_gaps = self._pending_gaps, []

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 M1 = Interval.M1
 DAY_MS = Interval.D1.ms
+# A recorded gap stays open while repair comes back short; after this many short passes the
+# exchange is taken at its word (it has no candle for those minutes) and the gap is closed.
+GIVE_UP_AFTER = 10
 
 
 @dataclass
@@ -36,6 +39,8 @@ class RepairReport:
     # Minutes the exchange itself has no candle for (real outages): left missing.
     unavailable: dict[str, int] = field(default_factory=dict)
     gaps_resolved: int = 0
+    # Recorded gaps still missing minutes after this pass: left open, retried next time.
+    gaps_short: int = 0
 
     @property
     def total_missing(self) -> int:
@@ -80,6 +85,12 @@ def scan_window(
     return start, end
 
 
+def _still_missing(gap: StreamGap, remaining: dict[str, set[int]]) -> bool:
+    """True when a minute of ``gap`` is still missing for one of its symbols."""
+    lo, hi = M1.floor(dt_to_ms(gap.missed_from)), dt_to_ms(gap.missed_to)
+    return any(lo <= t <= hi for s in gap.symbols for t in remaining.get(s, ()))
+
+
 def repair(
     settings: Settings,
     *,
@@ -101,7 +112,9 @@ def repair(
             now = now_ms if now_ms is not None else rest.server_time_ms()
             start, end = scan_window(now, gaps, since_ms)
             report = RepairReport(start, end)
-            for symbol in symbols or settings.symbols:
+            scanned = list(symbols or settings.symbols)
+            remaining: dict[str, set[int]] = {}
+            for symbol in scanned:
                 holes = missing_minutes(store, symbol, start, end)
                 report.missing[symbol] = len(holes)
                 written = 0
@@ -113,6 +126,10 @@ def repair(
                     ]
                     store.upsert(candles)
                     written += len(candles)
+                    got = {c.open_ms for c in candles}
+                    remaining.setdefault(symbol, set()).update(
+                        t for t in holes if lo <= t < hi and t not in got
+                    )
                 report.repaired[symbol] = written
                 report.unavailable[symbol] = len(holes) - written
                 if holes:
@@ -124,8 +141,22 @@ def repair(
                         ms_to_dt(start),
                         ms_to_dt(end),
                     )
-            covered = [g for g in gaps if dt_to_ms(g.missed_to) <= end]
-            report.gaps_resolved = db.stream_gaps.mark_repaired(covered, ms_to_dt(end))
+            covered = [
+                g for g in gaps if dt_to_ms(g.missed_to) <= end and set(g.symbols) <= set(scanned)
+            ]
+            short = [g for g in covered if _still_missing(g, remaining)]
+            done = [g for g in covered if g not in short]
+            report.gaps_resolved = db.stream_gaps.mark_repaired(done, ms_to_dt(end))
+            report.gaps_short = len(short)
+            if short:
+                given_up = db.stream_gaps.note_short(short, ms_to_dt(end), GIVE_UP_AFTER)
+                log.warning(
+                    "%d recorded gap(s) still miss minutes the exchange did not return; "
+                    "retried on the next pass (%d closed as unavailable after %d tries)",
+                    len(short),
+                    given_up,
+                    GIVE_UP_AFTER,
+                )
             return report
     finally:
         if own_client:
