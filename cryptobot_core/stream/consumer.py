@@ -26,6 +26,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from cryptobot_core import failpoints
 from cryptobot_core.errors import BrokerUnavailable, StoreError
 from cryptobot_core.models import Candle, dt_to_ms
 from cryptobot_core.settings import Settings
@@ -243,6 +244,7 @@ class StreamConsumer:
         if not self._write(newest, dead, stop):
             # Stopped while the store was down: nothing committed, the batch will replay.
             return 0
+        failpoints.hit("consumer.after_write")
         done = now_ms()
         self._latency.extend(done - dt_to_ms(c.event_time) for c in newest if c.event_time)
         self._pipeline.extend(done - r for r in received)
