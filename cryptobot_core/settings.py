@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # gets the grace period to start; the supervisor sensor ticks at this interval.
     stream_heartbeat_stale_s: float = Field(60.0, gt=0, le=3600)
     stream_start_grace_s: float = Field(120.0, ge=0, le=3600)
+    # A run that keeps beating but makes no progress this long is relaunched: a producer
+    # receiving nothing, or receiving but handing nothing on; a consumer with lag consuming
+    # nothing.
+    stream_stall_s: float = Field(180.0, gt=0, le=86_400)
     stream_supervisor_interval_s: int = Field(30, ge=1, le=3600)
     # Start the stream_supervisor sensor when Dagster loads the code location.
     stream_supervisor_autostart: bool = False

@@ -15,7 +15,15 @@ from cryptobot_core.errors import CryptobotError
 from cryptobot_core.settings import Settings
 from cryptobot_core.store import Store
 from cryptobot_core.stream.heartbeat import read_heartbeats
-from cryptobot_core.stream.supervision import Action, ActiveRun, decide
+from cryptobot_core.stream.supervision import (
+    STALL_AFTER_S,
+    Action,
+    ActiveRun,
+    Progress,
+    decide,
+    stall,
+    track,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +99,12 @@ def observe(store: Store, heartbeats: dict[str, dict[str, Any]], now: datetime) 
 def build_supervisor(settings: Settings) -> dg.SensorDefinition:
     """The stream_supervisor sensor, ticking at settings.stream_supervisor_interval_s."""
     stale_s, grace_s = settings.stream_heartbeat_stale_s, settings.stream_start_grace_s
+    stall_s = settings.stream_stall_s
 
     @dg.sensor(
         name="stream_supervisor",
         description="Keeps exactly one producer and one consumer run alive, relaunches hung "
-        "ones (stale heartbeat), starts gap repair, and observes lag and freshness.",
+        "ones (stale heartbeat, or beating without progress), starts gap repair, and observes lag and freshness.",
         jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
         minimum_interval_seconds=settings.stream_supervisor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING
@@ -106,7 +115,7 @@ def build_supervisor(settings: Settings) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
     ) -> dg.SensorResult:
         """One supervision tick."""
-        return supervise(context, config, stale_s=stale_s, grace_s=grace_s)
+        return supervise(context, config, stale_s=stale_s, grace_s=grace_s, stall_s=stall_s)
 
     return stream_supervisor
 
@@ -117,6 +126,7 @@ def supervise(
     *,
     stale_s: float,
     grace_s: float,
+    stall_s: float = STALL_AFTER_S,
 ) -> dg.SensorResult:
     """Launch missing runs, relaunch hung ones, request repair, observe the stream."""
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -132,14 +142,20 @@ def supervise(
             # Without heartbeats only "missing run" can be decided; hung runs wait a tick.
             context.log.warning(f"heartbeats unreadable: {exc}")
             heartbeats, readable = {}, False
+        progress = cursor.setdefault("progress", {})
         for role, job_name in JOBS.items():
             runs = active_runs(instance, job_name)
+            beat = heartbeats.get(role)
+            tracked = track(Progress.from_json(progress.get(role)), role, beat, now)
+            if tracked is not None:
+                progress[role] = tracked.to_json()
             decision = decide(
                 runs,
-                heartbeats.get(role),
+                beat,
                 now,
                 stale_after_s=stale_s,
                 grace_s=grace_s if readable else float("inf"),
+                stalled=stall(role, tracked, beat, now, stall_s),
             )
             for run_id in decision.terminate:
                 context.log.warning(f"terminating {job_name} run {run_id}: {decision.reason}")

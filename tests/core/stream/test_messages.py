@@ -132,3 +132,40 @@ def test_decode_turns_every_poison_value_into_a_message_error() -> None:
 def test_decode_accepts_the_largest_exact_values() -> None:
     c = make_candle("BTCUSDT", T0, price="1234567890123456789012345678901.234")
     assert decode(encode_candle(c), b"BTCUSDT").candle == c
+
+
+def test_a_run_that_beats_without_progress_is_relaunched() -> None:
+    from cryptobot_core.stream.supervision import Progress, stall, track
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    run = [ActiveRun("r1", t - timedelta(hours=1))]
+
+    def beat(at: datetime, **stats: int) -> dict[str, object]:
+        return {"run_id": "r1", "updated_at": at, "stats": stats}
+
+    # Producer: klines keep arriving, but nothing is sent or spooled (dead sender thread).
+    p = track(None, "producer", beat(t, messages=10, sent=10, spooled=0), t)
+    for i in range(1, 8):
+        now = t + timedelta(seconds=30 * i)
+        p = track(p, "producer", beat(now, messages=10 + i, sent=10, spooled=0), now)
+        reason = stall("producer", p, beat(now), now, 180)
+        assert (reason is not None) == (30 * i >= 180), (i, reason)
+    assert reason and "none sent or spooled" in reason
+    decision = decide(run, beat(now), now, stalled=reason)
+    assert decision.action is Action.RELAUNCH and decision.terminate == ("r1",)
+    # Round trip through the sensor's cursor.
+    assert p is not None and Progress.from_json(p.to_json()) == p
+
+    # Consumer: idle with no lag is healthy; the same idleness with lag is a stall.
+    c = track(None, "consumer", beat(t, messages=5), t)
+    later = t + timedelta(seconds=200)
+    c = track(c, "consumer", beat(later, messages=5), later)
+    assert stall("consumer", c, {**beat(later), "stats": {"messages": 5, "lag": 0}}, later) is None
+    lagging = {**beat(later), "stats": {"messages": 5, "lag": 40}}
+    assert "40 records waiting" in str(stall("consumer", c, lagging, later, 180))
+    # A new run starts its own record: no stall inherited from the previous one.
+    fresh = track(c, "consumer", {"run_id": "r2", "stats": {"messages": 0}}, later)
+    assert (
+        fresh is not None
+        and stall("consumer", fresh, {"run_id": "r2", "stats": {"lag": 9}}, later) is None
+    )
