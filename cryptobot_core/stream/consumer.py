@@ -30,7 +30,7 @@ from cryptobot_core import failpoints
 from cryptobot_core.errors import BrokerUnavailable, StoreError
 from cryptobot_core.models import Candle, dt_to_ms
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import DeadLetter, open_store
+from cryptobot_core.store import DeadLetter, StreamGap, open_store
 from cryptobot_core.stream import kafka as kafka_util
 from cryptobot_core.stream.heartbeat import Heartbeat
 from cryptobot_core.stream.messages import MessageError, collapse, decode, now_ms
@@ -118,6 +118,8 @@ class StreamConsumer:
         self.backoff_max_s = backoff_max_s
         self.stats = ConsumerStats()
         self._symbols = frozenset(settings.symbols)
+        # Symbols whose first candle (since start or a topic reset) was checked against the store.
+        self._continuous: set[str] = set()
         self._store = open_store(settings)
         self.store = self._store.stream
         self.heartbeat = Heartbeat(self._store.heartbeats, "consumer", run_id)
@@ -211,6 +213,7 @@ class StreamConsumer:
             )
             self.stats.topic_resets += 1
             self._read_up_to.clear()
+            self._continuous.clear()
             assigned = consumer.assignment()
             if assigned:
                 consumer.seek_to_beginning(*assigned)
@@ -241,6 +244,7 @@ class StreamConsumer:
                     )
                 )
         newest = collapse(candles)
+        self._check_continuity(newest)
         if not self._write(newest, dead, stop):
             # Stopped while the store was down: nothing committed, the batch will replay.
             return 0
@@ -259,6 +263,43 @@ class StreamConsumer:
             if self.stats.newest_event_time is None or top > self.stats.newest_event_time:
                 self.stats.newest_event_time = top
         return len(records)
+
+    def _check_continuity(self, candles: list[Candle]) -> None:
+        """Record a gap when a symbol's first candle is beyond the newest one stored.
+
+        Runs once per symbol after a start or a topic reset, before the batch is written:
+        records lost upstream (acknowledged by a broker that then lost them, a producer that
+        died with full queues) show as minutes between the store's newest candle and the
+        first one the topic still has. Repair fills the gap; a replay (first candle at or
+        before the newest stored) records nothing.
+        """
+        first: dict[str, Candle] = {}
+        for c in candles:
+            if c.symbol not in self._continuous and (
+                c.symbol not in first or c.open_ms < first[c.symbol].open_ms
+            ):
+                first[c.symbol] = c
+        if not first:
+            return
+        spans: dict[tuple[int, int], list[str]] = {}
+        try:
+            for symbol, candle in first.items():
+                held = self.store.latest(symbol)
+                if held is not None:
+                    start = held.open_ms + (60_000 if held.is_closed else 0)
+                    if candle.open_ms > start:
+                        spans.setdefault((start, candle.open_ms), []).append(symbol)
+            gaps = [
+                StreamGap.of_span(symbols, lo, hi, "consumer: minutes missing from the topic")
+                for (lo, hi), symbols in spans.items()
+            ]
+            self._store.stream_gaps.record(gaps)
+        except StoreError as exc:
+            log.warning("continuity not checked (store unavailable): %s", exc)
+            return
+        for gap in gaps:
+            log.warning("stream gap %s (records lost before the topic)", gap.id)
+        self._continuous.update(first)
 
     def _write(self, candles: list[Candle], dead: list[DeadLetter], stop: threading.Event) -> bool:
         """Write candles and dead letters, retrying while the store is down; False if stopped."""
