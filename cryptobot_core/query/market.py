@@ -241,6 +241,9 @@ class MarketQuery:
             return CandlePage(symbol, interval, collection, [], None)
         newest_ms = dt_to_ms(newest["open_time"])
         step = interval.ms
+        # A page reads at most MAX_WINDOW_SLOTS source candles: a coarse interval gets fewer
+        # buckets per page (1w of 15m: 148) and a next_cursor, never a scan of all history.
+        limit = min(limit, max(1, MAX_WINDOW_SLOTS * source_step // step))
         next_cursor = None
         horizon = (
             MAX_MS if native else self._closed_horizon(collection, symbol, newest, source_step)

@@ -397,3 +397,38 @@ def test_no_time_near_the_ends_of_the_calendar_gives_a_5xx(client: TestClient, w
             assert "between 1970-01-01 and 2999-12-31" in message or "window too large" in message
         else:
             assert answer.status_code == 200, (path, params, answer.text)
+
+
+@pytest.mark.parametrize("interval", ["30m", "4h", "1d", "1w"])
+def test_a_resampled_page_reads_a_bounded_number_of_source_candles(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, interval: str
+) -> None:
+    from cryptobot_core.query.params import MAX_WINDOW_SLOTS
+
+    query = client.app.state.query  # type: ignore[attr-defined]
+    windows: list[tuple[int, int]] = []
+    find = query._find
+
+    def spy(collection: str, symbol: str, lo: int, hi: int, **kwargs: object) -> object:
+        windows.append((lo, hi))
+        return find(collection, symbol, lo, hi, **kwargs)
+
+    monkeypatch.setattr(query, "_find", spy)
+    pages, cursor, rows = 0, None, []
+    params: dict[str, object] = {"interval": interval, "limit": 20_000, "start": 0}
+    while True:
+        answer = client.get(
+            "/candles/BTCUSDT", params={**params, "cursor": cursor} if cursor else params
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        rows += body["candles"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor or pages > 50:
+            break
+    # Every read spans at most MAX_WINDOW_SLOTS 15-minute candles, whatever the limit asked.
+    assert windows and all((hi - lo) // 900_000 <= MAX_WINDOW_SLOTS for lo, hi in windows)
+    # And following the cursor still gives every bucket once, in order.
+    opens = [r["open_time"] for r in rows]
+    assert opens == sorted(set(opens)) and opens
