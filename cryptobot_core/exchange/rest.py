@@ -5,6 +5,10 @@ Sync and thread-safe (one pooled ``httpx.Client``); every request goes through o
 limit together. Retries are bounded: 5xx, timeouts and connection errors back off
 exponentially with jitter; 429 waits ``Retry-After`` (all threads pause); 418 raises unless
 the ban is shorter than ``max_ban_wait_s``; any other 4xx raises at once.
+
+A 418 ban is also recorded in a :class:`SharedBan` (the store, for clients made with
+``from_settings``): every process then refuses to call the exchange until it ends, without
+sending a request, instead of extending the ban by calling on.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -28,6 +33,7 @@ from cryptobot_core.errors import (
     InvalidSymbolError,
     IPBannedError,
     RateLimitError,
+    StoreError,
     ValidationError,
 )
 from cryptobot_core.exchange.exchange_info import (
@@ -51,6 +57,52 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KlinesRequest = tuple[str, "Interval | str", int, int]
+# How often a client re-reads the shared ban (seconds): one store read per second at most.
+SHARED_BAN_CHECK_S = 1.0
+
+
+class SharedBan(Protocol):
+    """Where a 418 ban is kept so that every process sees it (epoch seconds)."""
+
+    def banned_until(self) -> float | None:
+        """The end of the current or last ban, or None (also when it cannot be read)."""
+        ...
+
+    def ban(self, until_s: float, reason: str) -> None:
+        """Record a ban until ``until_s``."""
+        ...
+
+
+class StoredBan:
+    """The shared ban in the document store, keyed by the exchange's REST base URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        from cryptobot_core.store import open_store  # the store is optional for this client
+
+        self._store = open_store(settings, timeout_ms=2_000)
+        self._key = settings.rest_base_url
+
+    def banned_until(self) -> float | None:
+        """The recorded end of the ban; None when there is none or the store is away."""
+        try:
+            until = self._store.exchange_bans.banned_until(self._key)
+        except StoreError as exc:
+            log.debug("shared ban not read: %s", exc)
+            return None
+        return until.timestamp() if until else None
+
+    def ban(self, until_s: float, reason: str) -> None:
+        """Record the ban; a store that is away only costs the other processes a 418 each."""
+        try:
+            self._store.exchange_bans.ban(self._key, datetime.fromtimestamp(until_s, UTC), reason)
+        except StoreError as exc:
+            log.warning("IP ban not shared with the other processes: %s", exc)
+
+    def close(self) -> None:
+        """Close the store client."""
+        self._store.close()
+
+
 # Binance bans last from 2 minutes to 3 days; with no Retry-After assume the shortest.
 _DEFAULT_BAN_S = 120.0
 
@@ -141,6 +193,7 @@ class BinanceClient:
         max_connections: int = 32,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        shared_ban: SharedBan | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValidationError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -159,6 +212,9 @@ class BinanceClient:
         self._lock = threading.Lock()
         self._limits_lock = threading.Lock()
         self._server_time_floor: int | None = None  # a server time known to have passed
+        self.shared_ban = shared_ban
+        self._ban_until = 0.0
+        self._ban_read_at = float("-inf")
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
@@ -173,13 +229,18 @@ class BinanceClient:
     def from_settings(cls, settings: Settings, **kwargs: Any) -> BinanceClient:
         """A client for the exchange the settings point at."""
         kwargs.setdefault("timeout_s", settings.http_timeout_s)
+        if "shared_ban" not in kwargs:
+            kwargs["shared_ban"] = StoredBan(settings)
         return cls(settings.rest_base_url, **kwargs)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the shared ban's store client)."""
         self._http.close()
+        close = getattr(self.shared_ban, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> BinanceClient:
         return self
@@ -207,6 +268,7 @@ class BinanceClient:
         params = dict(params or {})
         attempt = 0
         while True:
+            self._respect_shared_ban(path)
             reservation = self.budget.acquire(weight)
             self._count(requests=1, weight_reserved=reservation.weight)
             failure = self._attempt(path, params, reservation, attempt)
@@ -259,6 +321,31 @@ class BinanceClient:
             return f"HTTP {status} (code {code}): {msg}"
         raise self._api_error(resp, params)
 
+    def _respect_shared_ban(self, path: str) -> None:
+        """Raise IPBannedError, sending nothing, while a ban recorded by any process lasts."""
+        if self.shared_ban is None:
+            return
+        now = self._clock()
+        if now - self._ban_read_at >= SHARED_BAN_CHECK_S:
+            self._ban_read_at = now
+            until = self.shared_ban.banned_until()
+            self._ban_until = max(self._ban_until, until or 0.0)
+        wait_s = self._ban_until - now
+        if wait_s <= 0:
+            return
+        if wait_s <= self.max_ban_wait_s:
+            self._sleep(wait_s)
+            return
+        self._count(banned=1)
+        until_text = datetime.fromtimestamp(self._ban_until, UTC).isoformat(timespec="seconds")
+        raise IPBannedError(
+            418,
+            None,
+            f"{path} not called: the exchange banned this IP until {until_text} (HTTP 418, "
+            f"recorded by a process of this deployment); every caller waits {wait_s:.0f} s",
+            wait_s,
+        )
+
     def _on_limited(self, resp: httpx.Response, attempt: int) -> None:
         """Handle 429/418: pause every thread for Retry-After, or raise when it is too long."""
         code, msg = _error_body(resp)
@@ -266,6 +353,10 @@ class BinanceClient:
             self._count(banned=1)
             wait_s = _retry_after(resp, _DEFAULT_BAN_S)
             self.budget.pause(wait_s)
+            until = self._clock() + wait_s
+            self._ban_until = max(self._ban_until, until)
+            if self.shared_ban is not None:
+                self.shared_ban.ban(until, f"HTTP 418 on {resp.url.path}: {msg}")
             if wait_s > self.max_ban_wait_s or attempt >= self.max_retries:
                 raise IPBannedError(
                     418, code, f"{msg} (IP banned; retry after {wait_s:g} s)", wait_s

@@ -7,6 +7,7 @@
 ``StoreUnavailable`` (cannot reach the store) or ``StoreError``.
 """
 
+from cryptobot_core.store.bans import ExchangeBanStore
 from cryptobot_core.store.candles import (
     CandleStore,
     SymbolSpan,
@@ -27,6 +28,7 @@ from cryptobot_core.store.gaps import HistoryGap, HistoryGapStore, StreamGap, St
 from cryptobot_core.store.heartbeats import HeartbeatStore
 from cryptobot_core.store.names import (
     DEAD_LETTERS,
+    EXCHANGE_BANS,
     FEATURES_15M,
     HEARTBEATS,
     HISTORICAL_15M,
@@ -39,6 +41,7 @@ from cryptobot_core.store.names import (
 
 __all__ = [
     "DEAD_LETTERS",
+    "EXCHANGE_BANS",
     "FEATURES_15M",
     "HEARTBEATS",
     "HISTORICAL_15M",
@@ -49,6 +52,7 @@ __all__ = [
     "DeadLetter",
     "DriverError",
     "DeadLetterStore",
+    "ExchangeBanStore",
     "FeatureStore",
     "HeartbeatStore",
     "HistoryGap",

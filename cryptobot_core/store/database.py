@@ -10,6 +10,7 @@ from pymongo.database import Database
 
 from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import Settings
+from cryptobot_core.store.bans import ExchangeBanStore
 from cryptobot_core.store.candles import CandleStore
 from cryptobot_core.store.client import Document, connect, store_errors
 from cryptobot_core.store.dead_letters import DeadLetterStore
@@ -78,6 +79,11 @@ class Store:
     def dead_letters(self) -> DeadLetterStore:
         """Messages the stream consumer refused."""
         return DeadLetterStore(self._db)
+
+    @cached_property
+    def exchange_bans(self) -> ExchangeBanStore:
+        """IP bans (HTTP 418) by exchange endpoint, seen by every process."""
+        return ExchangeBanStore(self._db)
 
     @cached_property
     def heartbeats(self) -> HeartbeatStore:

@@ -9,6 +9,7 @@ FEATURES_15M = "candle_features_15m"
 HEARTBEATS = "stream_heartbeats"
 DEAD_LETTERS = "dead_letters"
 STREAM_GAPS = "stream_gaps"
+EXCHANGE_BANS = "exchange_bans"
 
 
 def history_collection(interval: Interval | str) -> str:
