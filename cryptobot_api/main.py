@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cryptobot_api.errors import install_error_handlers
 from cryptobot_api.metrics import ApiMetrics, MetricsMiddleware
 from cryptobot_api.routes import analytics, candles, health, metrics, stream, symbols
+from cryptobot_api.routes.stream import Clients
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.query import MarketQuery
 from cryptobot_core.settings import Settings, get_settings, redact
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # or later only makes requests answer 503 until it is back.
         store = open_store(resolved)
         app.state.settings = resolved
+        app.state.stream_clients = Clients(resolved.api_stream_max_clients)
         app.state.query = MarketQuery(store)
         log.info("API reading %s at %s", resolved.database, redact(resolved.effective_mongo_uri))
         try:

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         "http://localhost:8501",
         "http://127.0.0.1:8501",
     ]
+    # Live push (/stream): at most this many clients at once (more get a 503 with
+    # Retry-After), and each connection ends after this many seconds (clients reconnect).
+    api_stream_max_clients: int = Field(200, ge=1, le=100_000)
+    api_stream_max_lifetime_s: float = Field(3600.0, gt=0, le=86_400)
     dashboard_port: Port = 8501
     dagster_port: Port = 3000
     dagster_url: str = "http://127.0.0.1:3000"

@@ -102,6 +102,36 @@ def test_stream_pushes_a_candle_written_while_listening(filled: Filled) -> None:
         filled.db[STREAMING_1M].delete_many({"open_time": {"$gt": seed.ms_to_dt(seed.STREAM_END)}})
 
 
+def test_live_clients_are_capped_and_each_connection_has_a_lifetime(filled: Filled) -> None:
+    settings = filled.settings.model_copy(
+        update={"api_stream_max_clients": 1, "api_stream_max_lifetime_s": 2.0}
+    )
+    with (
+        ServerThread(create_app(settings)) as srv,
+        httpx.Client(base_url=srv.url, timeout=httpx.Timeout(30.0)) as http,
+    ):
+        with http.stream("GET", "/stream/BTCUSDT") as first:
+            assert first.status_code == 200
+            events = sse_events(first.iter_lines())
+            assert next(events)[0] == "candle"
+            over = http.get("/stream/ETHUSDT")
+            assert over.status_code == 503 and over.headers["retry-after"] == "30"
+            error = over.json()["error"]
+            assert (
+                error["code"] == "too_many_clients" and "at most 1 live clients" in error["message"]
+            )
+            kind, data = next(e for e in events if e[0] != "candle")
+            assert kind == "end" and json.loads(data)["reconnect"] is True
+        # The ended connection frees its place.
+        deadline = time.monotonic() + 10
+        while True:
+            with http.stream("GET", "/stream/ETHUSDT") as again:
+                if again.status_code == 200 or time.monotonic() > deadline:
+                    break
+            time.sleep(0.2)
+        assert again.status_code == 200
+
+
 @pytest.mark.slow
 def test_store_down_gives_503_then_the_api_recovers(tmp_path: Path) -> None:
     port = services.free_port()
