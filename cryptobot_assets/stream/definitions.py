@@ -27,6 +27,28 @@ def build_repair_schedule(settings: Settings) -> dg.ScheduleDefinition:
     )
 
 
+reconcile_job = dg.define_asset_job(
+    "reconcile_job",
+    selection=dg.AssetSelection.checks(reconciles_with_historical_15m),
+    description="Evaluate the 1m-vs-15m reconciliation over the windows new since last time.",
+)
+
+
+def build_reconcile_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """The reconciliation check by itself, every hour, over new windows only."""
+    return dg.ScheduleDefinition(
+        name="reconcile_schedule",
+        job=reconcile_job,
+        # At :20, after the history catch-up has had the previous quarter-hours.
+        cron_schedule="20 * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if settings.stream_supervisor_autostart
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Every hour: reconcile the 15-minute windows stored since the last run.",
+    )
+
+
 def build_defs(
     settings: Settings, config: CryptobotSettingsResource | None = None
 ) -> dg.Definitions:
@@ -34,8 +56,8 @@ def build_defs(
     return dg.Definitions(
         assets=[streaming_data_1m],
         asset_checks=[reconciles_with_historical_15m],
-        jobs=[stream_producer_job, stream_consumer_job, stream_repair_job],
+        jobs=[stream_producer_job, stream_consumer_job, stream_repair_job, reconcile_job],
         sensors=[build_supervisor(settings)],
-        schedules=[build_repair_schedule(settings)],
+        schedules=[build_repair_schedule(settings), build_reconcile_schedule(settings)],
         resources={"config": config or CryptobotSettingsResource.from_settings(settings)},
     )

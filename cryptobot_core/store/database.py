@@ -12,6 +12,7 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import Settings
 from cryptobot_core.store.bans import ExchangeBanStore
 from cryptobot_core.store.candles import CandleStore
+from cryptobot_core.store.checkpoints import CheckpointStore
 from cryptobot_core.store.client import Document, connect, store_errors
 from cryptobot_core.store.dead_letters import DeadLetterStore
 from cryptobot_core.store.features import FeatureStore
@@ -79,6 +80,11 @@ class Store:
     def dead_letters(self) -> DeadLetterStore:
         """Messages the stream consumer refused."""
         return DeadLetterStore(self._db)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointStore:
+        """How far incremental jobs (the reconciliation) have got."""
+        return CheckpointStore(self._db)
 
     @cached_property
     def exchange_bans(self) -> ExchangeBanStore:

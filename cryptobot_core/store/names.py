@@ -10,6 +10,7 @@ HEARTBEATS = "stream_heartbeats"
 DEAD_LETTERS = "dead_letters"
 STREAM_GAPS = "stream_gaps"
 EXCHANGE_BANS = "exchange_bans"
+CHECKPOINTS = "checkpoints"
 
 
 def history_collection(interval: Interval | str) -> str:

@@ -67,3 +67,45 @@ def test_check_fails_and_names_the_window_and_field(
     assert result.metadata["mismatches"].value == 1
     text = str(result.metadata["first_mismatches"].value)
     assert "BTCUSDT 2026-01-01T00:00:00+00:00" in text and "volume" in text
+
+
+def test_each_evaluation_compares_only_the_new_windows(
+    make_simulator: Callable[..., SimulatorServer], settings: Settings, mongo_db: Any
+) -> None:
+    sim = make_simulator(symbols=default_symbols()[:1], clock=SimClock.fixed(DAY0 + 86_400_000))
+    _load(sim, mongo_db, tamper=False)
+    assert _run(settings).metadata["windows_checked"].value == 2
+    # Repair stores the third window's missing minute: only that window is compared now.
+    missing = sim.market.minute("BTCUSDT", DAY0 + 40 * 60_000)
+    assert missing is not None
+    CandleStore(mongo_db, STREAMING_1M).upsert([missing])
+    again = _run(settings)
+    assert again.passed and again.metadata["windows_checked"].value == 1
+    assert _run(settings).metadata["windows_checked"].value == 0
+
+
+def test_a_window_that_differs_is_compared_again_until_it_agrees(
+    make_simulator: Callable[..., SimulatorServer], settings: Settings, mongo_db: Any
+) -> None:
+    sim = make_simulator(symbols=default_symbols()[:1], clock=SimClock.fixed(DAY0 + 86_400_000))
+    _load(sim, mongo_db, tamper=True)
+    assert not _run(settings).passed
+    assert not _run(settings).passed  # still reported, not skipped as "already seen"
+    fixed = sim.market.minute("BTCUSDT", DAY0 + 3 * 60_000)
+    assert fixed is not None
+    mongo_db[STREAMING_1M].delete_one({"symbol": "BTCUSDT", "open_time": fixed.open_time})
+    CandleStore(mongo_db, STREAMING_1M).upsert([fixed])
+    assert _run(settings).passed
+
+
+def test_the_reconciliation_runs_by_itself_every_hour(settings: Settings) -> None:
+    from cryptobot_assets.stream.definitions import build_defs
+
+    on = settings.model_copy(update={"stream_supervisor_autostart": True})
+    schedule = build_defs(on).get_schedule_def("reconcile_schedule")
+    assert schedule.cron_schedule == "20 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    job = build_defs(on).resolve_job_def("reconcile_job")
+    assert job.asset_layer.asset_graph.asset_check_keys == {
+        reconciles_with_historical_15m.check_key
+    }
