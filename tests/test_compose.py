@@ -321,3 +321,17 @@ def test_a_deployment_streams_from_its_first_minute(
 def test_the_dagster_ui_is_published_on_loopback_only(services: dict[str, Any]) -> None:
     ports = [interpolate(str(p), {}) for p in services["dagster-webserver"]["ports"]]
     assert ports and all(p.startswith("127.0.0.1:") for p in ports), ports
+
+
+def test_the_producer_spool_survives_a_container_restart(compose: dict[str, Any]) -> None:
+    env = environment(compose["services"]["dagster-daemon"])
+    data_dir = env["CRYPTOBOT_DATA_DIR"]
+    mounts = compose["services"]["dagster-daemon"].get("volumes") or []
+    named = {m.split(":")[1]: m.split(":")[0] for m in mounts if not m.startswith(".")}
+    assert named.get(data_dir) in set(compose["volumes"]), f"{data_dir} is not on a volume"
+
+
+def test_links_the_dashboard_shows_are_reachable_from_a_browser(services: dict[str, Any]) -> None:
+    url = interpolate(environment(services["dashboard"])["CRYPTOBOT_DAGSTER_URL"], {})
+    host = url.split("://", 1)[1].split(":")[0].split("/")[0]
+    assert host in {"localhost", "127.0.0.1"}, f"{url} names a container, not a browser address"
