@@ -77,7 +77,8 @@ def symbols_sensor(
 def history_catch_up_sensor(
     context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    """Catch up since the last successful extraction: one run per 30 missing days per symbol.
+    """Catch up since the last successful extraction: one run per 30 missing days per symbol,
+    the newest ranges first.
 
     Run keys name the day of the request, so a missing range is asked for at most once a
     day; a failed run is retried the next day or from the UI.
@@ -101,17 +102,24 @@ def history_catch_up_sensor(
     )
     if not missing:
         return dg.SkipReason(f"every partition from {start} to {yesterday} is materialized")
-    requests = []
-    for symbol in symbols:
-        days = [d for s, d in missing if s == symbol]
-        for first, last in contiguous_ranges(days, MAX_DAYS_PER_RUN):
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"catch-up:{today.isoformat()}:{symbol}:{first}:{last}",
-                    asset_selection=[KLINES_KEY],
-                    tags={**range_tags(symbol, first, last), CATCH_UP_TAG: "true"},
-                )
-            )
+    ranges = [
+        (first, last, symbol)
+        for symbol in symbols
+        for first, last in contiguous_ranges(
+            [d for s, d in missing if s == symbol], MAX_DAYS_PER_RUN
+        )
+    ]
+    # Newest first: runs start in the order requested, so a newcomer's first chart shows
+    # this week, not the start date.
+    ranges.sort(key=lambda r: (-r[1].toordinal(), r[2]))
+    requests = [
+        dg.RunRequest(
+            run_key=f"catch-up:{today.isoformat()}:{symbol}:{first}:{last}",
+            asset_selection=[KLINES_KEY],
+            tags={**range_tags(symbol, first, last), CATCH_UP_TAG: "true"},
+        )
+        for first, last, symbol in ranges
+    ]
     context.log.info(f"catch-up: {len(missing)} missing partitions in {len(requests)} runs")
     return requests
 
