@@ -24,7 +24,8 @@ CATCH_UP_TAG = "cryptobot/catch_up"
     # Cheap when nothing changed (no exchange call); a new symbol shows up within a minute.
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds configured symbols (validated on exchangeInfo) as partitions, removes others.",
+    description="Adds configured symbols (validated on exchangeInfo) as partitions; removes "
+    "unconfigured ones that hold no data (an ad-hoc backfill's symbol stays).",
 )
 def symbols_sensor(
     context: dg.SensorEvaluationContext,
@@ -37,7 +38,14 @@ def symbols_sensor(
         return dg.SkipReason(f"settings are invalid, symbols not synced: {exc}")
     current = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
     to_add = [s for s in wanted if s not in current]
-    to_remove = sorted(current - set(wanted))
+    # A symbol outside the settings stays when it has data: someone backfilled it on purpose
+    # (`cryptobot backfill --symbols X`). Only leftovers without any materialization go.
+    with_data = {
+        part
+        for key in context.instance.get_materialized_partitions(KLINES_KEY)
+        for part in str(key).split("|")
+    }
+    to_remove = sorted(s for s in current - set(wanted) if s not in with_data)
     valid: list[str] = []
     if to_add:
         try:
@@ -86,7 +94,13 @@ def history_catch_up_sensor(
     start = config.settings().start_date
     today = datetime.now(UTC).date()
     yesterday = today - timedelta(days=1)
-    symbols = sorted(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
+    # Only configured symbols are caught up; an ad-hoc symbol keeps what was backfilled.
+    configured = set(config.settings().symbols)
+    symbols = sorted(
+        s
+        for s in context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+        if s in configured
+    )
     if not symbols:
         return dg.SkipReason("no symbol partitions yet (symbols_sensor adds them)")
     if start > yesterday:

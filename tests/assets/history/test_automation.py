@@ -149,3 +149,26 @@ def test_catch_up_skips_when_everything_is_materialized(
         day += timedelta(days=1)
     result = evaluate(history_catch_up_sensor, inst, defs)
     assert isinstance(result, dg.SkipReason) and "every partition" in str(result.skip_message)
+
+
+def test_an_ad_hoc_symbol_with_data_stays_and_is_not_caught_up(
+    defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, empty_instance: Any
+) -> None:
+    monkeypatch.setenv("CRYPTOBOT_SYMBOLS", "BTCUSDT")
+    inst = empty_instance
+    inst.add_dynamic_partitions("symbols", ["BTCUSDT", "SOLUSDT", "XRPUSDT"])
+    # `cryptobot backfill --symbols SOLUSDT` materialized a day of it; XRPUSDT has nothing.
+    inst.report_runless_asset_event(
+        dg.AssetMaterialization(KLINES_KEY, partition=str(partition_key("SOLUSDT", START)))
+    )
+    result = evaluate(symbols_sensor, inst, defs)
+    assert isinstance(result, dg.SensorResult)
+    dels = [
+        list(r.partition_keys)
+        for r in result.dynamic_partitions_requests or []
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
+    assert dels == [["XRPUSDT"]]
+    requests = evaluate(history_catch_up_sensor, inst, defs)
+    assert isinstance(requests, list) and requests
+    assert {r.tags[RANGE_START_TAG].split("|")[-1] for r in requests} == {"BTCUSDT"}
