@@ -292,7 +292,8 @@ class KlineStream:
                     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                         _raise_if_rejected(exc, group)
                         self.stats.connect_failures += 1
-                        delay = self._backoff(attempt)
+                        # A ban (418) or rate limit (429) says how long to stay away.
+                        delay = max(self._backoff(attempt), _retry_after_s(exc) or 0.0)
                         attempt += 1
                         log.warning(
                             "kline stream connect failed (%s); retrying in %.1f s", exc, delay
@@ -449,11 +450,29 @@ class KlineStream:
         return False
 
 
+# With no Retry-After on a 418, assume Binance's shortest ban.
+DEFAULT_BAN_S = 120.0
+
+
+def _retry_after_s(exc: Exception) -> float | None:
+    """Seconds a 418 (IP ban) or 429 handshake answer asks the client to wait, else None."""
+    if not isinstance(exc, InvalidStatus) or exc.response.status_code not in (418, 429):
+        return None
+    value = exc.response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value else DEFAULT_BAN_S
+    except ValueError:
+        return DEFAULT_BAN_S
+
+
 def _raise_if_rejected(exc: Exception, group: _Group) -> None:
-    """A 4xx handshake answer (bad stream names) is permanent: raise instead of retrying."""
+    """A 4xx handshake answer (bad stream names) is permanent: raise instead of retrying.
+
+    Not a ban (418) or a rate limit (429): those end, and the client waits their Retry-After.
+    """
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
-        if 400 <= status < 500 and status != 429:
+        if 400 <= status < 500 and status not in (418, 429):
             body = (
                 exc.response.body.decode("utf-8", errors="replace")[:300]
                 if exc.response.body

@@ -148,3 +148,19 @@ async def test_streams_the_exchange_refuses_raise_instead_of_retrying_forever() 
         assert stream.stats.connect_failures == 0
     finally:
         await asyncio.to_thread(srv.stop)
+
+
+@run_async
+async def test_a_ban_on_the_handshake_is_waited_out_not_a_permanent_failure() -> None:
+    srv = SimulatorServer(SimConfig(seed=9, ws_update_interval_s=0.25)).start()  # real clock
+    try:
+        srv.faults.ban_ip(2.0)  # 418 with Retry-After: 2 on every handshake for 2 s
+        stream = KlineStream(srv.ws_url, ["BTCUSDT"], "1m", reconnect_backoff=(0.1, 0.2))
+        first = await asyncio.wait_for(stream.__anext__(), 20)
+        await stream.close()
+        assert isinstance(first, (Candle, StreamGap))
+        assert stream.stats.connect_failures >= 1
+        # It stayed away for the Retry-After instead of retrying every 0.1-0.2 s.
+        assert srv.stats.snapshot()["ws_handshakes_refused"] <= 2
+    finally:
+        await asyncio.to_thread(srv.stop)
