@@ -335,3 +335,18 @@ def test_links_the_dashboard_shows_are_reachable_from_a_browser(services: dict[s
     url = interpolate(environment(services["dashboard"])["CRYPTOBOT_DAGSTER_URL"], {})
     host = url.split("://", 1)[1].split(":")[0].split("/")[0]
     assert host in {"localhost", "127.0.0.1"}, f"{url} names a container, not a browser address"
+
+
+def test_each_service_gets_only_the_credentials_and_endpoints_it_needs(
+    services: dict[str, Any],
+) -> None:
+    for name in ("api", "dashboard"):
+        env = environment(services[name])
+        assert not [k for k in env if "KAFKA" in k], f"{name} gets Kafka settings"
+        assert "MONGO_APP_PASSWORD" not in str(env), f"{name} gets the read-write password"
+    assert "MONGO_READONLY_PASSWORD" in environment(services["api"])["CRYPTOBOT_MONGO_URI"]
+    assert "CRYPTOBOT_MONGO_URI" not in environment(services["dashboard"])
+    for name in ("dagster-webserver", "dagster-daemon"):
+        env = environment(services[name])
+        assert env["CRYPTOBOT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert "MONGO_APP_PASSWORD" in env["CRYPTOBOT_MONGO_URI"]
