@@ -9,13 +9,16 @@ Raw frame of a combined stream (``/stream?streams=btcusdt@kline_1m/...``)::
                     "l": "0.0015", "v": "1000", "n": 100, "x": false, "q": "1.0000",
                     "V": "500", "Q": "0.500", "B": "123456"}}}
 
-Server shutdown notice (reconnect at once)::
+Server shutdown notice (hand over to a new connection now)::
 
     {"stream": "...", "data": {"e": "serverShutdown", "E": 1672515782136}}
 
 The stream yields :class:`Candle` (source ws, event_time set), :class:`StreamGap` after every
-reconnect (the event-time range that may have been missed, to repair from REST), and
-:class:`MalformedFrame` for frames that could not be parsed (to dead-letter them).
+reconnect and for every symbol whose final of a minute never came (the event-time range
+that may have been missed, to repair from REST), and :class:`MalformedFrame` for frames
+that could not be parsed (to dead-letter them). Rotation, ``serverShutdown`` and streams
+gone silent on a flowing connection are handled by a handover: the new connection is
+opened first and the old one closed once every stream it carried flows on the new one.
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ _SUBSCRIBE_BATCH = 200
 # Binance allows 5 incoming messages per second per connection, pings and pongs included.
 _SUBSCRIBE_SPACING_S = 0.25
 _SERVER_SHUTDOWN = "server_shutdown"
+# How often a connection's supervisor looks at its streams (watchdog, continuity, rotation).
+_WATCH_S = 1.0
+_HANDOVER_POLL_S = 0.1
+# A final may trail the next minute's first update by this much (other connection, network).
+_FINAL_GRACE_S = 2.0
+# A stream that stays silent is retried on a new connection at most this far apart.
+_MAX_STALL_RETRY_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +100,38 @@ class StreamStats:
     malformed: int = 0
     duplicates: int = 0
     gaps: int = 0
+    stream_stalls: int = 0
 
 
 @dataclass(eq=False)
 class _Conn:
     ws: ClientConnection
-    opened_at: float
+    opened_at: float  # loop time once every stream was asked for (URL and SUBSCRIBE)
     frames: int = 0
-    first_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    # Loop time of the last frame per symbol on this connection: the per-stream watchdog.
+    last_frame: dict[str, float] = field(default_factory=dict)
+    # Open time of the first candle per symbol on this connection: the exchange sends finals
+    # only for minutes that close after a stream is subscribed, so a handover must wait until
+    # every earlier final has come (on the old connection) before closing it.
+    first_open: dict[str, int] = field(default_factory=dict)
+    # The server announced serverShutdown: hand over to a new connection while this one lasts.
+    shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[str] | None = None
+    closing: bool = False
+
+    def flowing(self, since: float) -> set[str]:
+        """Symbols with a frame on this connection at or after loop time ``since``."""
+        return {s for s, t in self.last_frame.items() if t >= since}
 
     async def close(self) -> None:
-        if self.task is not None and not self.task.done():
+        self.closing = True
+        while self.task is not None and not self.task.done():
+            # Python 3.11's wait_for can swallow a cancellation that races with the frame it
+            # was waiting for, so cancel until the reader is really gone. wait() instead of
+            # awaiting the task: the reader's CancelledError stays inside, while a
+            # cancellation of *our* caller still propagates (never swallowed).
             self.task.cancel()
-            # wait() instead of awaiting the task: the reader's CancelledError stays inside,
-            # while a cancellation of *our* caller still propagates (never swallowed).
-            await asyncio.wait({self.task})
+            await asyncio.wait({self.task}, timeout=0.5)
         with contextlib.suppress(Exception):
             await self.ws.close()
 
@@ -117,9 +143,21 @@ class _Group:
     index: int
     symbols: tuple[str, ...]
     streams: list[str]
+    symbol_set: frozenset[str] = frozenset()
     last_event_ms: dict[str, int] = field(default_factory=dict)  # per symbol
     pending_gap: tuple[str, int | None] | None = None
     seen: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
+    # Continuity per symbol: the open time of the oldest candle whose final (x=true) is still
+    # expected, finals already seen above it, the newest candle seen (open, event time), and
+    # since when (loop time) a newer candle exists while an older final is still missing.
+    next_open: dict[str, int] = field(default_factory=dict)
+    finals_ahead: dict[str, set[int]] = field(default_factory=dict)
+    newest: dict[str, tuple[int, int]] = field(default_factory=dict)
+    behind_since: dict[str, float] = field(default_factory=dict)
+    # Streams silent on a connection that is otherwise flowing, and when to try a handover next.
+    stalled: set[str] = field(default_factory=set)
+    next_handover_at: float = 0.0
+    stall_retry_s: float = 0.0
 
 
 class KlineStream:
@@ -133,6 +171,7 @@ class KlineStream:
         *,
         max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION,
         silence_timeout_s: float = 30.0,
+        stream_silence_s: float | None = None,
         rotate_after_s: float = 23.5 * 3600,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         open_timeout_s: float = 10.0,
@@ -146,8 +185,11 @@ class KlineStream:
             raise ValidationError(
                 f"max_streams_per_connection must be 1..{MAX_STREAMS_PER_CONNECTION}, got {max_streams_per_connection}"
             )
-        if silence_timeout_s <= 0 or rotate_after_s <= 0:
-            raise ValidationError("silence_timeout_s and rotate_after_s must be positive")
+        stream_silence_s = silence_timeout_s if stream_silence_s is None else stream_silence_s
+        if silence_timeout_s <= 0 or rotate_after_s <= 0 or stream_silence_s <= 0:
+            raise ValidationError(
+                "silence_timeout_s, stream_silence_s and rotate_after_s must be positive"
+            )
         syms = list(dict.fromkeys(normalize_symbol(s) for s in symbols))
         if not syms:
             raise ValidationError("at least one symbol is required, e.g. ['BTCUSDT']")
@@ -155,6 +197,7 @@ class KlineStream:
         self.interval = Interval.parse(interval)
         self.symbols = tuple(syms)
         self.silence_timeout_s = silence_timeout_s
+        self.stream_silence_s = stream_silence_s
         self.rotate_after_s = rotate_after_s
         self.reconnect_backoff = reconnect_backoff
         self.open_timeout_s = open_timeout_s
@@ -164,6 +207,7 @@ class KlineStream:
             _Group(
                 index=i // max_streams_per_connection,
                 symbols=tuple(chunk),
+                symbol_set=frozenset(chunk),
                 streams=[f"{s.lower()}@kline_{self.interval.value}" for s in chunk],
             )
             for i in range(0, len(syms), max_streams_per_connection)
@@ -263,6 +307,10 @@ class KlineStream:
         except ConnectionClosed as exc:
             await conn.close()
             raise OSError(f"connection closed while subscribing: {exc}") from None
+        except BaseException:  # cancelled while subscribing: leave no connection behind
+            await conn.close()
+            raise
+        conn.opened_at = loop.time()
         log.info("kline stream connection %d open (%d streams)", group.index, len(group.streams))
         return conn
 
@@ -272,8 +320,13 @@ class KlineStream:
         return delay / 2 + random.uniform(0, delay / 2)
 
     async def _supervise(self, group: _Group) -> None:
-        """Keep one group connected: reconnect with backoff, rotate before the 24 h cut."""
-        loop = asyncio.get_running_loop()
+        """Keep one group connected.
+
+        A lost connection is reopened with backoff and reported as a gap. A planned change of
+        connection (the 24 h rotation, an announced serverShutdown, streams that went silent
+        on an otherwise flowing connection) is a handover: the new connection is opened first
+        and the old one closed only once every stream flowing on it flows on the new one.
+        """
         conn: _Conn | None = None
         attempt = 0
         gap_reason: str | None = None
@@ -301,25 +354,31 @@ class KlineStream:
                         gap_reason = gap_reason or f"connect failed: {exc}"
                         await asyncio.sleep(delay)
                         continue
-                rotate_in = conn.opened_at + self.rotate_after_s - loop.time()
                 assert conn.task is not None
-                done, _ = await asyncio.wait({conn.task}, timeout=max(0.0, rotate_in))
+                now = asyncio.get_running_loop().time()
+                due = max(conn.opened_at + self.rotate_after_s, group.next_handover_at)
+                timeout = min(_WATCH_S, max(0.01, due - now))
+                done, _ = await asyncio.wait({conn.task}, timeout=timeout)
+                await self._judge_continuity(group)
                 if conn.task in done:
                     reason = self._ended(conn.task)
                     if conn.frames:
                         attempt = 0
+                    announced = conn.shutdown.is_set()
                     await conn.close()
                     conn = None
                     self.stats.reconnects += 1
-                    gap_reason = reason
+                    gap_reason = _SERVER_SHUTDOWN if announced else reason
                     log.warning(
                         "kline stream connection %d lost: %s; reconnecting", group.index, reason
                     )
-                    if reason != _SERVER_SHUTDOWN:
+                    if not announced:
                         await asyncio.sleep(self._backoff(attempt))
                         attempt += 1
                     continue
-                conn = await self._rotate(group, conn)
+                why = await self._watch(group, conn)
+                if why is not None:
+                    conn = await self._handover(group, conn, why)
         except asyncio.CancelledError:
             raise
         except ExchangeError as exc:  # the exchange refused the streams: retrying cannot help
@@ -336,31 +395,127 @@ class KlineStream:
             if conn is not None:
                 await conn.close()
 
-    async def _rotate(self, group: _Group, old: _Conn) -> _Conn:
-        """Open the replacement first, wait for its first frame, then close the old one."""
+    async def _watch(self, group: _Group, conn: _Conn) -> str | None:
+        """Why the connection should be handed over now (None: keep it).
+
+        The per-stream watchdog lives here: a stream silent for ``stream_silence_s`` while
+        others flow on the same connection is reported as a gap at once (so repair need not
+        wait for it to come back) and triggers a handover, retried with a growing delay while
+        the stream stays silent (a halted symbol never comes back on any connection).
+        """
+        now = asyncio.get_running_loop().time()
+        if conn.shutdown.is_set():
+            return "server shutdown announced"
+        if now < group.next_handover_at:
+            return None
+        if now >= conn.opened_at + self.rotate_after_s:
+            return "rotation"
+        quiet_since = now - self.stream_silence_s
+        if not conn.last_frame or max(conn.last_frame.values()) < quiet_since:
+            return None  # the whole connection is silent: the reader's watchdog handles that
+        silent = {
+            s
+            for s in group.symbols
+            if conn.last_frame.get(s, conn.opened_at) < quiet_since and s not in group.stalled
+        }
+        if silent:
+            self.stats.stream_stalls += len(silent)
+            group.stalled |= silent
+            log.warning(
+                "kline stream connection %d: %d streams silent for %g s while others flow: %s",
+                group.index,
+                len(silent),
+                self.stream_silence_s,
+                ", ".join(sorted(silent)[:10]),
+            )
+            # What they missed so far, up to the exchange's clock as the others show it.
+            upto = max(group.last_event_ms.values(), default=None)
+            if upto is not None:
+                for s in sorted(silent):
+                    frm = group.next_open.get(s, group.last_event_ms.get(s))
+                    if frm is not None and frm < upto:
+                        await self._gap((s,), frm, upto, "stream silent")
+                    self._advance(
+                        group, s, max(group.next_open.get(s, 0), self.interval.floor(upto))
+                    )
+                    group.behind_since.pop(s, None)
+        if not group.stalled:
+            group.stall_retry_s = 0.0
+            return None
+        group.stall_retry_s = min(
+            _MAX_STALL_RETRY_S, max(self.stream_silence_s, group.stall_retry_s * 2)
+        )
+        group.next_handover_at = now + group.stall_retry_s
+        return f"{len(group.stalled)} streams silent"
+
+    async def _handover(self, group: _Group, old: _Conn, why: str) -> _Conn:
+        """Open a new connection; close the old one once every stream it carries flows anew.
+
+        Events seen on both connections are delivered once (the ``seen`` filter). If the new
+        connection cannot be opened or does not carry the old one's streams within
+        ``silence_timeout_s``, the old one is kept and the handover retried later, unless the
+        old one is going away anyway (closed, or the server announced its shutdown).
+        """
         loop = asyncio.get_running_loop()
+        log.info("kline stream connection %d: handover (%s)", group.index, why)
         try:
             new = await self._open(group)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            delay = max(self._backoff(0), _retry_after_s(exc) or 0.0)
+            group.next_handover_at = max(group.next_handover_at, loop.time() + delay)
             log.warning(
-                "kline stream rotation failed to connect (%s); keeping the old connection", exc
+                "kline stream handover (%s) could not connect (%s); keeping the old connection",
+                why,
+                exc,
             )
-            old.opened_at = loop.time() - self.rotate_after_s + self._backoff(0)
             return old
-        assert new.task is not None
-        waiter = asyncio.create_task(new.first_frame.wait())
-        await asyncio.wait(
-            {waiter, new.task}, timeout=self.silence_timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        waiter.cancel()
-        if not new.first_frame.is_set():
-            await new.close()
-            old.opened_at = loop.time() - self.rotate_after_s + self._backoff(0)
-            log.warning("replacement connection sent nothing; keeping the old one")
+        assert new.task is not None and old.task is not None
+        started = loop.time()
+        adopted = False
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {new.task, old.task},
+                    timeout=_HANDOVER_POLL_S,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if new.task in done:
+                    missing: set[str] = set(group.symbols)
+                    break
+                missing = {
+                    s
+                    for s in old.flowing(loop.time() - self.stream_silence_s)
+                    if s not in new.first_open or group.next_open.get(s, -1) < new.first_open[s]
+                }
+                # Once the old one is going away, the new one is better whatever it carries.
+                expired = loop.time() >= started + self.silence_timeout_s
+                if not missing or old.task in done or (expired and old.shutdown.is_set()):
+                    adopted = True
+                    break
+                if expired:
+                    break
+        finally:
+            # Also on cancellation: the connection not kept is always closed.
+            await (old if adopted else new).close()
+        if not adopted:
+            group.next_handover_at = max(group.next_handover_at, loop.time() + self._backoff(1))
+            log.warning(
+                "kline stream handover (%s): %d streams did not flow on the new connection "
+                "(%s); keeping the old one",
+                why,
+                len(missing),
+                ", ".join(sorted(missing)[:5]),
+            )
             return old
-        await old.close()
         self.stats.rotations += 1
-        log.info("kline stream connection %d rotated", group.index)
+        if not group.stalled:
+            group.next_handover_at = 0.0
+        log.info(
+            "kline stream connection %d handed over (%s) in %.1f s",
+            group.index,
+            why,
+            loop.time() - started,
+        )
         return new
 
     @staticmethod
@@ -370,7 +525,8 @@ class KlineStream:
 
     async def _read(self, group: _Group, conn: _Conn) -> str:
         """Read frames until the connection ends; returns why it ended."""
-        while True:
+        loop = asyncio.get_running_loop()
+        while not conn.closing:
             try:
                 raw = await asyncio.wait_for(conn.ws.recv(), self.silence_timeout_s)
             except TimeoutError:
@@ -379,75 +535,145 @@ class KlineStream:
                 code = exc.rcvd.code if exc.rcvd else "none"
                 return f"connection closed (code {code})"
             conn.frames += 1
-            conn.first_frame.set()
             self.stats.messages += 1
             text = raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
-            if await self._handle(group, text):
-                return _SERVER_SHUTDOWN
+            got = await self._handle(group, text)
+            if isinstance(got, Candle):
+                conn.last_frame[got.symbol] = loop.time()
+                conn.first_open.setdefault(got.symbol, got.open_ms)
+                group.stalled.discard(got.symbol)
+            elif got == _SERVER_SHUTDOWN:
+                conn.shutdown.set()
+        return "closed by the client"
 
     async def _emit(self, item: StreamItem) -> None:
         await self._queue.put(item)
+
+    async def _gap(
+        self, symbols: tuple[str, ...], missed_from: int | None, missed_to: int, reason: str
+    ) -> None:
+        self.stats.gaps += 1
+        await self._emit(StreamGap(symbols, self.interval, missed_from, missed_to, reason))
 
     async def _malformed(self, raw: str, reason: str) -> None:
         self.stats.malformed += 1
         log.warning("malformed kline frame (%s): %.200s", reason, raw)
         await self._emit(MalformedFrame(raw=raw, reason=reason))
 
-    async def _handle(self, group: _Group, raw: str) -> bool:
-        """Turn one frame into stream items; True when the server announced a shutdown."""
+    async def _handle(self, group: _Group, raw: str) -> Candle | str | None:
+        """Turn one frame into stream items.
+
+        Returns the candle of a kline event (duplicates included: the stream flows),
+        ``_SERVER_SHUTDOWN`` when the server announced its shutdown, else None.
+        """
         try:
             msg: Any = json.loads(raw)
         except json.JSONDecodeError as exc:
             await self._malformed(raw, f"not JSON: {exc.msg}")
-            return False
+            return None
         if not isinstance(msg, dict):
             await self._malformed(raw, "frame is not a JSON object")
-            return False
+            return None
         if "id" in msg and "result" in msg:
-            return False  # reply to our SUBSCRIBE
+            return None  # reply to our SUBSCRIBE
         if "code" in msg and "msg" in msg and "e" not in msg:
             await self._malformed(raw, f"control error {msg.get('code')}: {msg.get('msg')}")
-            return False
+            return None
         data = msg.get("data", msg) if "stream" in msg else msg
         if not isinstance(data, dict):
             await self._malformed(raw, "data is not a JSON object")
-            return False
+            return None
         event = data.get("e")
         if event == "serverShutdown":
-            log.warning("server announced shutdown; reconnecting now")
-            return True
+            log.warning("server announced shutdown; handing over to a new connection")
+            return _SERVER_SHUTDOWN
         if event != "kline":
             await self._malformed(raw, f"unexpected event type {event!r}")
-            return False
+            return None
         try:
             candle = Candle.from_ws_event(data)
         except ValidationError as exc:
             await self._malformed(raw, str(exc))
-            return False
-        if candle.symbol not in group.symbols or candle.interval is not self.interval:
+            return None
+        if candle.symbol not in group.symbol_set or candle.interval is not self.interval:
             await self._malformed(
                 raw, f"event for a stream not subscribed: {candle.symbol} {candle.interval}"
             )
-            return False
+            return None
         assert candle.event_time is not None
         event_ms = dt_to_ms(candle.event_time)
         key = (candle.symbol, candle.open_ms, event_ms)
         if key in group.seen:
-            self.stats.duplicates += 1  # the same event from both connections while rotating
-            return False
+            self.stats.duplicates += 1  # the same event from both connections while handing over
+            return candle
         group.seen[key] = None
         if len(group.seen) > max(10_000, 20 * len(group.symbols)):
             group.seen.popitem(last=False)
         if group.pending_gap is not None:
             reason, missed_from = group.pending_gap
             group.pending_gap = None
-            self.stats.gaps += 1
-            await self._emit(StreamGap(group.symbols, self.interval, missed_from, event_ms, reason))
+            await self._gap(group.symbols, missed_from, event_ms, reason)
+            # The gap covers every final before this minute: continuity restarts from here.
+            floor = self.interval.floor(event_ms)
+            for s in group.symbols:
+                if group.next_open.get(s, floor) <= floor:
+                    self._advance(group, s, floor)
+                    group.behind_since.pop(s, None)
         if event_ms > group.last_event_ms.get(candle.symbol, -1):
             group.last_event_ms[candle.symbol] = event_ms
+        self._follow(group, candle, event_ms)
         self.stats.candles += 1
         await self._emit(candle)
-        return False
+        return candle
+
+    def _follow(self, group: _Group, candle: Candle, event_ms: int) -> None:
+        """Track which finals are still expected for the candle's symbol (see _judge_continuity)."""
+        s, t = candle.symbol, candle.open_ms
+        expected = group.next_open.get(s)
+        if expected is None:
+            group.next_open[s] = self.interval.open_after(t) if candle.is_closed else t
+            group.newest[s] = (t, event_ms)
+            return
+        if candle.is_closed and t >= expected:
+            group.finals_ahead.setdefault(s, set()).add(t)
+            self._advance(group, s, expected)
+            expected = group.next_open[s]
+        newest = group.newest.get(s)
+        if newest is None or (t, event_ms) > newest:
+            group.newest[s] = newest = (t, event_ms)
+        if newest[0] > expected:
+            group.behind_since.setdefault(s, asyncio.get_running_loop().time())
+        else:
+            group.behind_since.pop(s, None)
+
+    async def _judge_continuity(self, group: _Group) -> None:
+        """Report a gap for every symbol whose final of an ended minute never came.
+
+        A minute has ended once a candle of a later minute arrived. Its final may still be in
+        flight on the other connection during a handover, so the verdict waits
+        ``_FINAL_GRACE_S``. Catches what no reconnect shows: a stream stalled on a live
+        connection, a final the exchange did not deliver, a handover that came too late.
+        """
+        if not group.behind_since:
+            return
+        cutoff = asyncio.get_running_loop().time() - _FINAL_GRACE_S
+        late = [s for s, since in group.behind_since.items() if since <= cutoff]
+        for s in late:
+            del group.behind_since[s]
+            newest_open, newest_event = group.newest[s]
+            await self._gap((s,), group.next_open[s], newest_event, "final missing from the stream")
+            self._advance(group, s, newest_open)
+
+    def _advance(self, group: _Group, symbol: str, start: int) -> None:
+        """Expect ``symbol``'s finals from ``start`` on, skipping those already seen."""
+        ahead = group.finals_ahead.get(symbol)
+        if ahead:
+            ahead = {t for t in ahead if t >= start}
+            while start in ahead:
+                ahead.discard(start)
+                start = self.interval.open_after(start)
+            group.finals_ahead[symbol] = ahead
+        group.next_open[symbol] = start
 
 
 # With no Retry-After on a 418, assume Binance's shortest ban.

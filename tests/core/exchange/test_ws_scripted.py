@@ -55,6 +55,13 @@ def kline(symbol: str, event_ms: int, *, closed: bool = False) -> str:
     return json.dumps({"stream": f"{symbol.lower()}@kline_1m", "data": data})
 
 
+async def ticker(tick: dict[str, int]) -> None:
+    """Advance the shared event counter every 20 ms, like the exchange's clock."""
+    while True:
+        await asyncio.sleep(0.02)
+        tick["k"] += 1
+
+
 Handler = Callable[[ServerConnection, int], Awaitable[None]]
 
 
@@ -121,33 +128,90 @@ async def test_malformed_frames_are_counted_and_yielded() -> None:
 
 
 @run_async
-async def test_server_shutdown_reconnects_at_once_and_reports_the_gap() -> None:
+async def test_server_shutdown_hands_over_to_a_new_connection_without_a_gap() -> None:
+    tick = {"k": 0}  # one shared event sequence: every connection gets every event
+
+    async def handler(ws: ServerConnection, n: int) -> None:
+        k = tick["k"]
+        announced_at: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            while k < tick["k"]:
+                k += 1
+                for symbol in ("BTCUSDT", "ETHUSDT"):
+                    await ws.send(kline(symbol, T0 + k * 10))
+            if n == 1 and announced_at is None and k >= 10:
+                await ws.send(
+                    json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "serverShutdown"}})
+                )
+                announced_at = loop.time()
+            if announced_at is not None and loop.time() - announced_at > 1.0:
+                await ws.close(1001, "Server shutdown")  # the grace is over
+                return
+            await asyncio.sleep(0.005)
+
+    clock = asyncio.create_task(ticker(tick))
+    try:
+        async with scripted(handler) as (url, paths):
+            stream = KlineStream(
+                url, ["BTCUSDT", "ETHUSDT"], "1m", reconnect_backoff=(5.0, 5.0), silence_timeout_s=5
+            )
+            items = await take(stream, 200, timeout=20.0)
+            await stream.close()
+    finally:
+        clock.cancel()
+    assert all(isinstance(i, Candle) for i in items), "a handover is not a reconnect: no gap"
+    assert stream.stats.rotations == 1 and stream.stats.reconnects == 0
+    assert len(paths) == 2
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        events = [dt_to_ms(i.event_time) for i in items if i.symbol == symbol]
+        assert len(set(events)) == len(events), "an event delivered twice"
+        ks = sorted((e - T0) // 10 for e in events)
+        assert ks == list(range(ks[0], ks[0] + len(ks))), "an event lost during the handover"
+
+
+@run_async
+async def test_a_shutdown_that_closes_before_the_handover_reconnects_at_once_with_a_gap() -> None:
     async def handler(ws: ServerConnection, n: int) -> None:
         if n == 1:
             await ws.send(kline("BTCUSDT", T0 + 1000))
             await ws.send(kline("ETHUSDT", T0 + 1500))
-            await ws.send(
-                json.dumps(
-                    {"stream": "btcusdt@kline_1m", "data": {"e": "serverShutdown", "E": T0 + 2000}}
-                )
-            )
-            await ws.wait_closed()
+            await ws.send(json.dumps({"stream": "x", "data": {"e": "serverShutdown"}}))
+            await ws.close(1001, "Server shutdown")  # no grace at all
         else:
             await ws.send(kline("ETHUSDT", T0 + 9000))
             await ws.wait_closed()
 
-    async with scripted(handler) as (url, paths):
+    async with scripted(handler) as (url, _):
         stream = KlineStream(url, ["BTCUSDT", "ETHUSDT"], "1m", reconnect_backoff=(5.0, 5.0))
         items = await take(stream, 4, timeout=4.0)  # a backoff of 5 s would time out
         await stream.close()
     gap = items[2]
     assert isinstance(gap, StreamGap)
-    assert gap.reason == "server_shutdown"
     assert gap.symbols == ("BTCUSDT", "ETHUSDT")
     assert (gap.missed_from_ms, gap.missed_to_ms) == (T0 + 1000, T0 + 9000)
     assert isinstance(items[3], Candle) and items[3].symbol == "ETHUSDT"
-    assert stream.stats.reconnects == 1 and stream.stats.gaps == 1
-    assert len(paths) == 2
+
+
+@run_async
+async def test_a_final_that_never_came_is_reported_for_that_symbol_alone() -> None:
+    async def handler(ws: ServerConnection, n: int) -> None:
+        await ws.send(kline("BTCUSDT", T0 + 1000))
+        await ws.send(kline("ETHUSDT", T0 + 1000))
+        await ws.send(kline("ETHUSDT", T0 + 59_999, closed=True))  # ETH's final: fine
+        # BTC's final of T0 is lost; its next minute arrives on the same, live connection.
+        await ws.send(kline("BTCUSDT", T0 + 61_000))
+        await ws.send(kline("ETHUSDT", T0 + 61_000))
+        await ws.wait_closed()
+
+    async with scripted(handler) as (url, _):
+        stream = KlineStream(url, ["BTCUSDT", "ETHUSDT"], "1m")
+        items = await take(stream, 6, timeout=8.0)  # the verdict waits a 2 s grace
+        await stream.close()
+    gaps = [i for i in items if isinstance(i, StreamGap)]
+    assert len(gaps) == 1 and stream.stats.reconnects == 0
+    assert gaps[0].symbols == ("BTCUSDT",)
+    assert (gaps[0].missed_from_ms, gaps[0].missed_to_ms) == (T0, T0 + 61_000)
 
 
 @run_async
@@ -188,13 +252,7 @@ async def test_reconnect_with_nothing_seen_reports_unknown_start() -> None:
 
 @run_async
 async def test_rotation_overlaps_connections_without_loss_or_duplicates() -> None:
-    # One shared event sequence, like Binance: every open connection gets every event.
-    tick = {"k": 0}
-
-    async def ticker() -> None:
-        while True:
-            await asyncio.sleep(0.02)
-            tick["k"] += 1
+    tick = {"k": 0}  # one shared event sequence: every connection gets every event
 
     async def handler(ws: ServerConnection, n: int) -> None:
         k = tick["k"]
@@ -204,7 +262,7 @@ async def test_rotation_overlaps_connections_without_loss_or_duplicates() -> Non
                 await ws.send(kline("BTCUSDT", T0 + k * 10))
             await asyncio.sleep(0.005)
 
-    clock = asyncio.create_task(ticker())
+    clock = asyncio.create_task(ticker(tick))
     try:
         async with scripted(handler) as (url, paths):
             stream = KlineStream(url, ["BTCUSDT"], rotate_after_s=0.3, silence_timeout_s=2)
