@@ -28,8 +28,10 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from cryptobot_core.errors import ExchangeError, ValidationError
 from cryptobot_core.exchange.exchange_info import normalize_symbol
+from cryptobot_core.exchange.rest import SharedBan
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dt_to_ms
 
@@ -57,6 +60,8 @@ _HANDOVER_POLL_S = 0.1
 _FINAL_GRACE_S = 2.0
 # A stream that stays silent is retried on a new connection at most this far apart.
 _MAX_STALL_RETRY_S = 300.0
+# While waiting out a shared IP ban, re-read it this often (it may be lifted or extended).
+_BAN_RECHECK_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,7 @@ class KlineStream:
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         open_timeout_s: float = 10.0,
         queue_size: int = 10_000,
+        shared_ban: SharedBan | None = None,
     ) -> None:
         if not ws_base_url.startswith(("ws://", "wss://")):
             raise ValidationError(
@@ -202,6 +208,9 @@ class KlineStream:
         self.reconnect_backoff = reconnect_backoff
         self.open_timeout_s = open_timeout_s
         self.stats = StreamStats()
+        # An IP ban (418) recorded by any process; read before every connection attempt and
+        # written when a handshake meets one. Closed with the stream.
+        self.shared_ban = shared_ban
         self._queue: asyncio.Queue[StreamItem | BaseException] = asyncio.Queue(maxsize=queue_size)
         self._groups = [
             _Group(
@@ -242,6 +251,10 @@ class KlineStream:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        close_ban = getattr(self.shared_ban, "close", None)
+        if close_ban is not None:
+            await asyncio.to_thread(close_ban)
+            self.shared_ban = None
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(StopAsyncIteration())
 
@@ -339,6 +352,10 @@ class KlineStream:
                         # bounds what any symbol may have missed.
                         seen = group.last_event_ms.values()
                         group.pending_gap = (gap_reason, min(seen) if seen else None)
+                    if await self._banned_until() is not None:
+                        gap_reason = gap_reason or "waiting out an IP ban"
+                        await self._wait_out_ban()
+                        continue
                     try:
                         conn = await self._open(group)
                         gap_reason = None
@@ -346,6 +363,7 @@ class KlineStream:
                         _raise_if_rejected(exc, group)
                         self.stats.connect_failures += 1
                         # A ban (418) or rate limit (429) says how long to stay away.
+                        await self._share_ban(exc)
                         delay = max(self._backoff(attempt), _retry_after_s(exc) or 0.0)
                         attempt += 1
                         log.warning(
@@ -457,10 +475,15 @@ class KlineStream:
         old one is going away anyway (closed, or the server announced its shutdown).
         """
         loop = asyncio.get_running_loop()
+        banned_until = await self._banned_until()
+        if banned_until is not None:  # keep what flows; hand over once the ban has ended
+            group.next_handover_at = loop.time() + banned_until - time.time()
+            return old
         log.info("kline stream connection %d: handover (%s)", group.index, why)
         try:
             new = await self._open(group)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            await self._share_ban(exc)
             delay = max(self._backoff(0), _retry_after_s(exc) or 0.0)
             group.next_handover_at = max(group.next_handover_at, loop.time() + delay)
             log.warning(
@@ -517,6 +540,33 @@ class KlineStream:
             loop.time() - started,
         )
         return new
+
+    async def _banned_until(self) -> float | None:
+        """The end (epoch s) of an IP ban another process recorded, if it has not ended."""
+        if self.shared_ban is None:
+            return None
+        until = await asyncio.to_thread(self.shared_ban.banned_until)
+        return until if until is not None and until > time.time() else None
+
+    async def _wait_out_ban(self) -> None:
+        """Sleep until the shared ban ends, re-reading it (it may be lifted or extended)."""
+        while (until := await self._banned_until()) is not None:
+            log.warning(
+                "the exchange has banned this IP until %s (recorded by another process); "
+                "not connecting until then",
+                datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds"),
+            )
+            await asyncio.sleep(min(until - time.time(), _BAN_RECHECK_S))
+
+    async def _share_ban(self, exc: Exception) -> None:
+        """Record a 418 met on a handshake where every process sees it."""
+        if self.shared_ban is None or not isinstance(exc, InvalidStatus):
+            return
+        if exc.response.status_code == 418:
+            until = time.time() + (_retry_after_s(exc) or DEFAULT_BAN_S)
+            await asyncio.to_thread(
+                self.shared_ban.ban, until, "HTTP 418 on the WebSocket handshake"
+            )
 
     @staticmethod
     def _ended(task: asyncio.Task[str]) -> str:

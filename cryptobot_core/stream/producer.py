@@ -422,9 +422,16 @@ class StreamProducer:
         self._stream: Any = None
 
     def _default_stream(self) -> Any:
-        from cryptobot_core.exchange import KlineStream  # the exchange package owns the WS client
+        # The exchange package owns the WS client; the ban another process met is respected.
+        from cryptobot_core.exchange import KlineStream
+        from cryptobot_core.exchange.rest import StoredBan
 
-        return KlineStream(self.settings.ws_base_url, self.symbols, interval="1m")
+        return KlineStream(
+            self.settings.ws_base_url,
+            self.symbols,
+            interval="1m",
+            shared_ban=StoredBan(self.settings),
+        )
 
     def run(self, stop: threading.Event | None = None) -> ProducerStats:
         """Blocking entry: run the asyncio loop until ``stop`` is set."""
