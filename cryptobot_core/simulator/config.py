@@ -298,6 +298,9 @@ class SimConfig:
     # [start_ms, end_ms) windows with no candles at all; a third element limits one to a symbol.
     outages: Sequence[Outage] = ()
     weight_limit: int = 6000
+    # The weight window in simulated seconds: Binance's is 1 minute. A shorter one (advertised
+    # in exchangeInfo as SECOND) lets a test cross several windows in little time.
+    weight_window_s: int = 60
     clock: SimClock = field(default_factory=SimClock.real)
     ws_update_interval_s: float = 2.0
     ws_ping_interval_s: float = 20.0
@@ -339,6 +342,13 @@ class SimConfig:
         self.outages = outages
         if self.weight_limit < 1:
             raise ValidationError(f"weight_limit must be >= 1, got {self.weight_limit}")
+        if isinstance(self.weight_window_s, bool) or not (
+            isinstance(self.weight_window_s, int) and 1 <= self.weight_window_s <= 3600
+        ):
+            raise ValidationError(
+                f"weight_window_s must be a whole number of seconds from 1 to 3600, "
+                f"got {self.weight_window_s!r}"
+            )
         for name in (
             "ws_update_interval_s",
             "ws_ping_interval_s",

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from cryptobot_core.errors import ValidationError
-from cryptobot_core.intervals import MINUTE_MS, Interval
+from cryptobot_core.intervals import Interval
 from cryptobot_core.simulator.clock import SimClock
 from cryptobot_core.simulator.config import STATUSES, SimConfig, SymbolListing
 from cryptobot_core.simulator.faults import Faults, Stats
@@ -128,10 +128,15 @@ class WeightLimiter:
         self.throttled_until_ms = 0
         self._429s: dict[int, int] = {}
 
+    @property
+    def window_ms(self) -> int:
+        """The weight window (one minute on Binance)."""
+        return self.config.weight_window_s * 1000
+
     def used(self) -> int:
-        """Weight used in the current minute."""
+        """Weight used in the current window."""
         now = self.clock.now_ms()
-        return self.stats.used_weight(now - now % MINUTE_MS)
+        return self.stats.used_weight(now - now % self.window_ms)
 
     def _retry_after(self, sim_ms: int) -> str:
         return str(max(1, math.ceil(self.clock.real_seconds(sim_ms))))
@@ -181,7 +186,7 @@ class WeightLimiter:
     def charge(self, weight: int) -> None:
         """Count a request's weight; raise the 429/418 error when the budget is spent."""
         now = self.clock.now_ms()
-        minute = now - now % MINUTE_MS
+        minute = now - now % self.window_ms
         used = self.stats.add_weight(minute, weight)
         if used <= self.config.weight_limit:
             return
@@ -199,7 +204,7 @@ class WeightLimiter:
             "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling "
             "the API.",
             status=429,
-            headers={"Retry-After": self._retry_after(minute + MINUTE_MS - now)},
+            headers={"Retry-After": self._retry_after(minute + self.window_ms - now)},
         )
 
 
@@ -302,8 +307,11 @@ def exchange_info(config: SimConfig, now_ms: int, symbols: list[SymbolListing]) 
         "rateLimits": [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
+                **(
+                    {"interval": "MINUTE", "intervalNum": config.weight_window_s // 60}
+                    if config.weight_window_s % 60 == 0
+                    else {"interval": "SECOND", "intervalNum": config.weight_window_s}
+                ),
                 "limit": config.weight_limit,
             },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
