@@ -1,4 +1,5 @@
-"""The supervisor through a real dagster-daemon: a killed consumer run is relaunched."""
+"""The supervisor through a real dagster-daemon: killed runs are relaunched, and the minutes a
+killed producer missed are exact again within 2 minutes of the stream resuming."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ import dagster as dg
 import pytest
 
 from cryptobot_core import services
+from cryptobot_core.intervals import Interval
+from cryptobot_core.models import ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
-from cryptobot_core.store import HEARTBEATS
+from cryptobot_core.store import HEARTBEATS, STREAMING_1M, CandleStore
 from tests.core.stream.conftest import subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
+M1 = Interval.M1
 
 DEFS = """
 from cryptobot_assets.stream.definitions import build_defs
@@ -132,6 +136,45 @@ def test_daemon_relaunches_a_killed_consumer_run(
             assert len(_runs(instance, "stream_producer_job", dg.DagsterRunStatus.STARTED)) == 1
             obs = instance.fetch_observations(dg.AssetKey("streaming_data_1m"), limit=1)
             assert obs.records, "the supervisor recorded no observation"
+
+            # Then the producer dies: the minutes it missed are exact again within 2 minutes
+            # of the stream resuming, through the repair run the supervisor requests.
+            victim = _heartbeat(mongo_db, "producer")
+            killed_ms = sim.clock.now_ms()
+            os.kill(victim["pid"], signal.SIGKILL)
+
+            def streaming_again() -> bool:
+                hb = _heartbeat(mongo_db, "producer")
+                if hb.get("run_id") in (None, victim["run_id"]):
+                    return False
+                pids.add(hb["pid"])
+                return (hb.get("stats") or {}).get("messages", 0) > 0
+
+            wait_until(streaming_again, 180, "a new producer run streaming")
+            resumed, resumed_ms = time.monotonic(), sim.clock.now_ms()
+            lo = M1.floor(killed_ms) - 3 * M1.ms  # stored before the kill, and what it missed
+            hi = M1.floor(resumed_ms)  # every minute closed when the stream resumed
+            store = CandleStore(mongo_db, STREAMING_1M)
+
+            def exact() -> bool:
+                for symbol in settings.symbols:
+                    stored = store.find(symbol, ms_to_dt(lo), ms_to_dt(hi))
+                    if [c.open_ms for c in stored] != M1.opens_between(lo, hi):
+                        return False
+                    for c in stored:
+                        truth = sim.market.candle_at(symbol, "1m", c.open_ms)
+                        if not c.is_closed or truth is None:
+                            return False
+                        if c.to_rest_row() != truth.to_rest_row():
+                            return False
+                return True
+
+            wait_until(exact, 150, "the producer's missed minutes stored exactly")
+            took = time.monotonic() - resumed
+            assert took <= 120, f"exact again {took:.0f} s after the stream resumed"
+            # The producer was down for at least two closed minutes: the WebSocket never
+            # replays them, so only repair can have stored them.
+            assert hi - M1.floor(killed_ms) >= 2 * M1.ms, "the kill must have cost minutes"
     finally:
         daemon.stop()
         for pid in pids:  # run workers the daemon spawned for this test
