@@ -12,6 +12,15 @@ from cryptobot_assets.stream.sensors import build_supervisor
 from cryptobot_core.settings import Settings
 
 
+def _with_the_stream(settings: Settings) -> dg.DefaultScheduleStatus:
+    """Stream schedules run whenever the stream itself is supervised (see stream_supervisor)."""
+    return (
+        dg.DefaultScheduleStatus.RUNNING
+        if settings.stream_supervisor_autostart
+        else dg.DefaultScheduleStatus.STOPPED
+    )
+
+
 def build_repair_schedule(settings: Settings) -> dg.ScheduleDefinition:
     """The day sweep of repair: it also catches gaps nobody recorded (e.g. a killed producer)."""
     return dg.ScheduleDefinition(
@@ -19,10 +28,7 @@ def build_repair_schedule(settings: Settings) -> dg.ScheduleDefinition:
         job=stream_repair_job,
         cron_schedule="*/15 * * * *",
         execution_timezone="UTC",
-        # Runs whenever the stream itself is supervised (see stream_supervisor).
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if settings.stream_supervisor_autostart
-        else dg.DefaultScheduleStatus.STOPPED,
+        default_status=_with_the_stream(settings),
         description="Every 15 minutes: fill missing closed minutes of today from REST.",
     )
 
@@ -42,9 +48,7 @@ def build_reconcile_schedule(settings: Settings) -> dg.ScheduleDefinition:
         # At :20, after the history catch-up has had the previous quarter-hours.
         cron_schedule="20 * * * *",
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if settings.stream_supervisor_autostart
-        else dg.DefaultScheduleStatus.STOPPED,
+        default_status=_with_the_stream(settings),
         description="Every hour: reconcile the 15-minute windows stored since the last run.",
     )
 

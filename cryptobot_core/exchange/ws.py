@@ -148,7 +148,7 @@ class _Group:
     index: int
     symbols: tuple[str, ...]
     streams: list[str]
-    symbol_set: frozenset[str] = frozenset()
+    symbol_set: frozenset[str] = field(init=False)
     last_event_ms: dict[str, int] = field(default_factory=dict)  # per symbol
     pending_gap: tuple[str, int | None] | None = None
     seen: OrderedDict[tuple[str, int, int], None] = field(default_factory=OrderedDict)
@@ -163,6 +163,9 @@ class _Group:
     stalled: set[str] = field(default_factory=set)
     next_handover_at: float = 0.0
     stall_retry_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.symbol_set = frozenset(self.symbols)
 
 
 class KlineStream:
@@ -216,7 +219,6 @@ class KlineStream:
             _Group(
                 index=i // max_streams_per_connection,
                 symbols=tuple(chunk),
-                symbol_set=frozenset(chunk),
                 streams=[f"{s.lower()}@kline_{self.interval.value}" for s in chunk],
             )
             for i in range(0, len(syms), max_streams_per_connection)
@@ -352,9 +354,8 @@ class KlineStream:
                         # bounds what any symbol may have missed.
                         seen = group.last_event_ms.values()
                         group.pending_gap = (gap_reason, min(seen) if seen else None)
-                    if await self._banned_until() is not None:
-                        gap_reason = gap_reason or "waiting out an IP ban"
-                        await self._wait_out_ban()
+                    if await self._waited_out_ban():
+                        gap_reason = gap_reason or "waited out an IP ban"
                         continue
                     try:
                         conn = await self._open(group)
@@ -548,15 +549,19 @@ class KlineStream:
         until = await asyncio.to_thread(self.shared_ban.banned_until)
         return until if until is not None and until > time.time() else None
 
-    async def _wait_out_ban(self) -> None:
-        """Sleep until the shared ban ends, re-reading it (it may be lifted or extended)."""
+    async def _waited_out_ban(self) -> bool:
+        """Sleep until the shared ban ends, re-reading it (it may be lifted or extended);
+        True if there was one to wait for."""
+        waited = False
         while (until := await self._banned_until()) is not None:
+            waited = True
             log.warning(
                 "the exchange has banned this IP until %s (recorded by another process); "
                 "not connecting until then",
                 datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds"),
             )
             await asyncio.sleep(min(until - time.time(), _BAN_RECHECK_S))
+        return waited
 
     async def _share_ban(self, exc: Exception) -> None:
         """Record a 418 met on a handshake where every process sees it."""
