@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from cryptobot_core.exchange.exchange_info import SYMBOL_INPUT_PATTERN, normalize_symbol
 from cryptobot_core.intervals import Interval
 from cryptobot_core.query import (
+    EPOCH_MS_PATTERN,
     MAX_LIMIT,
     SERVED_INTERVALS,
     MarketQuery,
@@ -17,7 +18,21 @@ from cryptobot_core.query import (
 )
 from cryptobot_core.settings import Settings
 
-_TIME_HELP = "ISO-8601 (e.g. 2024-01-01T00:00:00Z; no zone means UTC) or epoch milliseconds"
+_TIME_HELP = (
+    "RFC 3339 date-time (e.g. 2024-01-01T00:00:00Z) or epoch milliseconds; a time before "
+    "1970 or after 2999 is read as that bound. Other ISO-8601 forms are accepted too: "
+    "2024-01-01, and no zone means UTC"
+)
+# What the schema promises: an RFC 3339 date-time or epoch milliseconds. The server also
+# takes looser ISO-8601 (a date, a naive time as UTC) for people typing URLs by hand. An
+# empty value, as an HTML form sends it, means not given.
+TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": EPOCH_MS_PATTERN},
+        {"type": "string", "maxLength": 0},
+    ]
+}
 _INTERVAL_NAMES = [i.value for i in SERVED_INTERVALS]
 
 
@@ -53,6 +68,7 @@ def start_param(
         Query(
             description=f"first open time, inclusive: {_TIME_HELP}",
             examples=["2024-01-01T00:00:00Z"],
+            json_schema_extra=TIME_SCHEMA,
         ),
     ] = None,
 ) -> int | None:
@@ -64,7 +80,9 @@ def end_param(
     end: Annotated[
         str | None,
         Query(
-            description=f"end of the window, exclusive: {_TIME_HELP}", examples=["1704153600000"]
+            description=f"end of the window, exclusive: {_TIME_HELP}",
+            examples=["1704153600000"],
+            json_schema_extra=TIME_SCHEMA,
         ),
     ] = None,
 ) -> int | None:

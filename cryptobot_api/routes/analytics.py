@@ -11,16 +11,27 @@ from cryptobot_api.deps import EndDep, IntervalDep, LimitDep, QueryDep, StartDep
 from cryptobot_api.errors import ERROR_RESPONSES
 from cryptobot_api.routes._json import CoreJSONResponse
 from cryptobot_api.schemas import ErrorPublic, FeaturesPublic, GapsPublic, StatsPublic
-from cryptobot_core.query import DEFAULT_LIMIT, parse_dataset
+from cryptobot_core.query import DEFAULT_LIMIT, MAX_WINDOW_SLOTS, parse_dataset
 
 _RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorPublic, "description": "unknown symbol"}}
+_NARROWED = (
+    f"A window longer than {MAX_WINDOW_SLOTS:,} source candles is narrowed to the newest "
+    "stored ones, and start >= end is an empty window; the answer's start and end are the "
+    "window covered."
+)
 
 stats_router = APIRouter(prefix="/stats", tags=["stats"])
 features_router = APIRouter(prefix="/features", tags=["features"])
 gaps_router = APIRouter(prefix="/gaps", tags=["gaps"])
 
 
-@stats_router.get("/{symbol}", response_model=StatsPublic, responses=_RESPONSES)
+@stats_router.get(
+    "/{symbol}",
+    response_model=StatsPublic,
+    responses=_RESPONSES,
+    description="Return, volatility, high/low and volume over closed candles in [start, end). "
+    "Default window: the last max(24 h, 30 intervals) up to the newest closed candle. " + _NARROWED,
+)
 def get_stats(
     symbol: SymbolDep, query: QueryDep, interval: IntervalDep, start: StartDep, end: EndDep
 ) -> CoreJSONResponse:
@@ -45,7 +56,13 @@ def get_features(
     )
 
 
-@gaps_router.get("/{symbol}", response_model=GapsPublic, responses=_RESPONSES)
+@gaps_router.get(
+    "/{symbol}",
+    response_model=GapsPublic,
+    responses=_RESPONSES,
+    description="Runs of missing closed candles in [start, end) (default: the last 24 h of "
+    "data). " + _NARROWED,
+)
 def get_gaps(
     symbol: SymbolDep,
     query: QueryDep,

@@ -12,7 +12,7 @@ from cryptobot_api.errors import ERROR_RESPONSES
 from cryptobot_api.routes._json import CoreJSONResponse
 from cryptobot_api.schemas import CandlesPublic, ErrorPublic, LatestPublic
 from cryptobot_core.intervals import Interval
-from cryptobot_core.query import DEFAULT_LIMIT, MAX_LIMIT, parse_interval
+from cryptobot_core.query import DEFAULT_LIMIT, EPOCH_MS_PATTERN, MAX_LIMIT, parse_interval
 
 router = APIRouter(prefix="/candles", tags=["candles"])
 _RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorPublic, "description": "unknown symbol"}}
@@ -26,7 +26,8 @@ _RESPONSES = {**ERROR_RESPONSES, 404: {"model": ErrorPublic, "description": "unk
         "Candles with open_time in [start, end), oldest first. Decimals are exact strings. "
         f"limit defaults to {DEFAULT_LIMIT}, at most {MAX_LIMIT}. Without start, the newest "
         "limit candles before end. Intervals above 15m are resampled from 15m history; only "
-        "complete buckets unless include_open. Follow next_cursor for the next page."
+        "complete buckets unless include_open. Follow next_cursor for the next page. "
+        "start >= end is an empty window: no candles."
     ),
 )
 def get_candles(
@@ -37,7 +38,12 @@ def get_candles(
     end: EndDep,
     limit: LimitDep = DEFAULT_LIMIT,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
+        str | None,
+        Query(
+            description="next_cursor of the previous page: the next page's first open time "
+            "in epoch milliseconds (it takes the place of start)",
+            pattern=EPOCH_MS_PATTERN,
+        ),
     ] = None,
     include_open: Annotated[
         bool, Query(description="also return the still-open candle or bucket")

@@ -9,7 +9,9 @@ from cryptobot_core.query.market import MarketQuery, UnknownSymbolError
 from cryptobot_core.query.params import (
     DATASETS,
     DEFAULT_LIMIT,
+    EPOCH_MS_PATTERN,
     MAX_LIMIT,
+    MAX_WINDOW_SLOTS,
     RESAMPLED_INTERVALS,
     SERVED_INTERVALS,
     SYMBOL_HINT,
@@ -22,7 +24,9 @@ from cryptobot_core.query.rows import iso
 __all__ = [
     "DATASETS",
     "DEFAULT_LIMIT",
+    "EPOCH_MS_PATTERN",
     "MAX_LIMIT",
+    "MAX_WINDOW_SLOTS",
     "RESAMPLED_INTERVALS",
     "SERVED_INTERVALS",
     "SYMBOL_HINT",

@@ -30,9 +30,9 @@ from cryptobot_core.query.params import (
     NATIVE_INTERVALS,
     SERVED_INTERVALS,
     check_limit,
-    check_range,
     decode_cursor,
     encode_cursor,
+    is_empty_range,
     parse_dataset,
     parse_interval,
 )
@@ -229,8 +229,7 @@ class MarketQuery:
         if interval not in SERVED_INTERVALS:
             parse_interval(interval.value)
         if cursor:
-            start = decode_cursor(cursor, symbol, interval)
-        check_range(start, end)
+            start = decode_cursor(cursor)
         native = interval in NATIVE_INTERVALS
         collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
@@ -238,6 +237,8 @@ class MarketQuery:
         newest = self._newest(collection, symbol, closed_only=closed_only)
         if newest is None:
             self.require_symbol(symbol)
+            return CandlePage(symbol, interval, collection, [], None)
+        if is_empty_range(start, end):
             return CandlePage(symbol, interval, collection, [], None)
         newest_ms = dt_to_ms(newest["open_time"])
         step = interval.ms
@@ -263,7 +264,7 @@ class MarketQuery:
                 hi = min(hi, interval.floor(end - 1) + step)
             more = end is None or hi < end
             if more and hi <= newest_ms and hi < MAX_MS:
-                next_cursor = encode_cursor(symbol, interval, hi)
+                next_cursor = encode_cursor(hi)
         if hi <= lo:
             return CandlePage(symbol, interval, collection, [], next_cursor)
         docs = self._find(
@@ -310,25 +311,27 @@ class MarketQuery:
         start: int | None,
         end: int | None,
         default_span: int,
+        max_span: int,
     ) -> tuple[int, int] | None:
-        """Resolve an optional [start, end) window; None when the symbol has no data here."""
-        check_range(start, end)
+        """Resolve an optional [start, end) window; None when the symbol has no data here.
+
+        A window longer than ``max_span`` is narrowed: its end to the newest stored data, then
+        its start to ``max_span`` before that end. The caller reports the window it covered.
+        """
+        newest = self._newest(collection, symbol, closed_only=collection != FEATURES_15M)
+        if newest is None:
+            self.require_symbol(symbol)
+            return None
+        data_end = dt_to_ms(newest["open_time"]) + step
         if end is None:
-            newest = self._newest(collection, symbol, closed_only=collection != FEATURES_15M)
-            if newest is None:
-                self.require_symbol(symbol)
-                return None
-            end = dt_to_ms(newest["open_time"]) + step
+            end = data_end
             if start is not None and start >= end:
                 end = start + step
         if start is None:
             start = max(end - default_span, MIN_MS)
-        slots = (end - start) // step
-        if slots > MAX_WINDOW_SLOTS:
-            raise ValidationError(
-                f"window too large: at most {MAX_WINDOW_SLOTS} slots of {step // 60_000} min "
-                f"({MAX_WINDOW_SLOTS * step // 86_400_000} days), got {slots}; narrow start/end"
-            )
+        if end - start > max_span:
+            end = max(min(end, data_end), start)
+            start = max(start, end - max_span)
         return start, end
 
     def stats(
@@ -338,15 +341,18 @@ class MarketQuery:
         collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         default_span = max(86_400_000, 30 * interval.ms)
-        window = self._window(collection, symbol, interval.ms, start, end, default_span)
+        window = self._window(
+            collection,
+            symbol,
+            interval.ms,
+            start,
+            end,
+            default_span,
+            MAX_WINDOW_SLOTS * source_step,
+        )
         if window is None:
             return StatsReport(symbol, interval, None, None, window_stats([]))
         lo, hi = window
-        if (hi - lo) // source_step > MAX_WINDOW_SLOTS:
-            raise ValidationError(
-                f"window too large for {interval.value}: at most {MAX_WINDOW_SLOTS} source "
-                f"candles ({MAX_WINDOW_SLOTS * source_step // 86_400_000} days); narrow start/end"
-            )
         docs = self._find(
             collection,
             symbol,
@@ -372,8 +378,10 @@ class MarketQuery:
     ) -> FeaturePage:
         """Feature rows of ``symbol`` with open_time in [start, end), oldest first."""
         check_limit(limit)
-        check_range(start, end)
         step = Interval.M15.ms
+        if is_empty_range(start, end):
+            self.require_symbol(symbol)
+            return FeaturePage(symbol, [])
         if start is None:
             newest = self._newest(FEATURES_15M, symbol)
             if newest is None:
@@ -410,7 +418,9 @@ class MarketQuery:
         collection = parse_dataset(dataset)
         interval = Interval.M1 if collection == STREAMING_1M else Interval.M15
         step = interval.ms
-        window = self._window(collection, symbol, step, start, end, 86_400_000)
+        window = self._window(
+            collection, symbol, step, start, end, 86_400_000, MAX_WINDOW_SLOTS * step
+        )
         if window is None:
             return GapReport(symbol, dataset, None, None, [])
         lo, hi = window

@@ -5,8 +5,6 @@ Symbols follow the one rule in ``cryptobot_core.exchange.exchange_info.normalize
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,7 +12,6 @@ from datetime import datetime
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import dt_to_ms
-from cryptobot_core.query.rows import iso
 from cryptobot_core.store.names import HISTORICAL_15M, STREAMING_1M
 
 DEFAULT_LIMIT = 500
@@ -36,35 +33,41 @@ RESAMPLED_INTERVALS = (
 )
 SERVED_INTERVALS = (Interval.M1, Interval.M15, *RESAMPLED_INTERVALS)
 DATASETS: dict[str, str] = {"1m": STREAMING_1M, "15m": HISTORICAL_15M}
-# Accepted times: 1970-01-01 up to (not including) the year 3000.
+# Stored times lie in 1970-01-01 up to (not including) the year 3000; a time outside is
+# clamped to these bounds (no data lies beyond them), so every well-formed time is answered.
 MIN_MS = 0
 MAX_MS = 32_503_680_000_000
+# Epoch milliseconds as the API takes them (times and cursors): digits only.
+EPOCH_MS_PATTERN = r"^[0-9]{1,20}$"
 SYMBOL_HINT = "GET /symbols lists the symbols with data"
 
 
 def parse_time(value: str | int | None, name: str) -> int | None:
-    """Parse ISO-8601 or epoch milliseconds into epoch ms (naive ISO means UTC)."""
+    """Parse an ISO-8601 time or epoch milliseconds into epoch ms, clamped to the stored range.
+
+    Naive ISO means UTC. A time before 1970 or from the year 3000 on is clamped to those
+    bounds: no candle lies outside them, so the answer is the same as for the bound.
+    """
     if value is None:
         return None
     text = str(value).strip()
     if text == "":
         return None
-    allowed = (
-        f"{name} must be ISO-8601 (e.g. 2024-01-01T00:00:00Z) or epoch milliseconds "
-        f"(e.g. 1704067200000) between 1970-01-01 and 2999-12-31"
-    )
-    if re.fullmatch(r"-?\d{1,20}", text):
-        ms = int(text)
-    else:
-        try:
-            # A valid ISO time whose offset moves it out of years 1..9999 (0001-01-01T00:00+01:00)
-            # overflows in the conversion to UTC: out of range, like any other.
-            ms = dt_to_ms(datetime.fromisoformat(text.replace("z", "Z")))
-        except (ValueError, OverflowError):
-            raise ValidationError(f"{allowed}; got {text[:60]!r}") from None
-    if not MIN_MS <= ms < MAX_MS:
-        raise ValidationError(f"{allowed}; got {text[:60]!r}")
-    return ms
+    if re.fullmatch(EPOCH_MS_PATTERN, text):
+        return min(max(int(text), MIN_MS), MAX_MS)
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValidationError(
+            f"{name} must be ISO-8601 (e.g. 2024-01-01T00:00:00Z) or epoch milliseconds "
+            f"(e.g. 1704067200000); got {text[:60]!r}"
+        ) from None
+    try:
+        ms = dt_to_ms(parsed)
+    except OverflowError:
+        # A valid time whose offset moves it out of years 1..9999 (0001-01-01T00:00+01:00).
+        return MIN_MS if parsed.year < 1970 else MAX_MS
+    return min(max(ms, MIN_MS), MAX_MS)
 
 
 def parse_interval(value: str, allowed: Sequence[Interval] = SERVED_INTERVALS) -> Interval:
@@ -92,35 +95,21 @@ def check_limit(limit: int) -> None:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
 
-def check_range(start: int | None, end: int | None) -> None:
-    """Refuse start >= end."""
-    if start is not None and end is not None and start >= end:
+def is_empty_range(start: int | None, end: int | None) -> bool:
+    """True when [start, end) holds no time at all (start >= end): the answer is empty."""
+    return start is not None and end is not None and start >= end
+
+
+def encode_cursor(next_open_ms: int) -> str:
+    """The cursor of the page that starts at ``next_open_ms``: that time in epoch ms."""
+    return str(next_open_ms)
+
+
+def decode_cursor(cursor: str) -> int:
+    """Open time (ms) a cursor points at, clamped like any other time."""
+    if not re.fullmatch(EPOCH_MS_PATTERN, cursor.strip()):
         raise ValidationError(
-            f"start ({iso(start)}) must be before end ({iso(end)}); end is exclusive"
+            "cursor must be the next_cursor of a previous page: an open time in epoch "
+            f"milliseconds; got {cursor[:60]!r}"
         )
-
-
-def encode_cursor(symbol: str, interval: Interval, next_open_ms: int) -> str:
-    """Opaque cursor for the page that starts at ``next_open_ms``."""
-    raw = f"v1|{symbol}|{interval.value}|{next_open_ms}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, symbol: str, interval: Interval) -> int:
-    """Open time (ms) a cursor points at; it must come from the same symbol and interval."""
-    bad = "cursor is not valid: pass the next_cursor of a previous page unchanged"
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        version, c_symbol, c_interval, c_ms = (
-            base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
-        )
-        ms = int(c_ms)
-    except (ValueError, UnicodeError, binascii.Error):
-        raise ValidationError(bad) from None
-    if version != "v1" or not MIN_MS <= ms < MAX_MS:
-        raise ValidationError(bad)
-    if c_symbol != symbol or c_interval != interval.value:
-        raise ValidationError(
-            f"cursor belongs to {c_symbol} {c_interval}, not {symbol} {interval.value}"
-        )
-    return ms
+    return min(max(int(cursor), MIN_MS), MAX_MS)

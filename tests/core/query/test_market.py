@@ -9,7 +9,7 @@ import pytest
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import ms_to_dt
-from cryptobot_core.query import MAX_LIMIT, MarketQuery, UnknownSymbolError
+from cryptobot_core.query import MAX_LIMIT, MAX_WINDOW_SLOTS, MarketQuery, UnknownSymbolError
 from cryptobot_core.query.rows import GapRun, iso
 from cryptobot_core.simulator.config import SimConfig
 from cryptobot_core.simulator.market import Market
@@ -69,9 +69,13 @@ def test_candles_pages_and_unknown_symbols(query: MarketQuery) -> None:
 def test_gaps_and_window_limit(query: MarketQuery) -> None:
     gaps = query.gaps("BTCUSDT", "15m", start=T0, end=T0 + 86_400_000)
     assert gaps.gaps == [GapRun(iso(T0 + 9_000_000), iso(T0 + 9_900_000), 1)]
-    with pytest.raises(ValidationError, match="window too large"):
-        query.gaps("BTCUSDT", "1m", start=0, end=T0)
+    # An oversized window is narrowed to its newest MAX_WINDOW_SLOTS slots, and says so.
+    wide = query.gaps("BTCUSDT", "1m", start=0, end=T0)
+    assert (wide.start, wide.end) == (iso(T0 - MAX_WINDOW_SLOTS * 60_000), iso(T0))
+    assert wide.gaps == [GapRun(wide.start, wide.end, MAX_WINDOW_SLOTS)]
     assert query.gaps("BTCUSDT", "1m").gaps == []
+    # start >= end is the empty window: nothing missing in it.
+    assert query.gaps("BTCUSDT", "15m", start=T0, end=T0).gaps == []
 
 
 def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery, mongo_db: Any) -> None:
