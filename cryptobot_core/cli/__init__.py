@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cryptobot_core.cli import backfill, simulate, stream, up
+from cryptobot_core.cli import backfill, check, simulate, stream, up
 from cryptobot_core.errors import CryptobotError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.command("simulate")(simulate.simulate)
 app.command("backfill")(backfill.backfill)
+app.command("check")(check.check)
 app.add_typer(stream.app, name="stream")
 
 

@@ -7,6 +7,7 @@ from types import TracebackType
 
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import Settings
@@ -19,6 +20,10 @@ from cryptobot_core.store.features import FeatureStore
 from cryptobot_core.store.gaps import HistoryGapStore, StreamGapStore
 from cryptobot_core.store.heartbeats import HeartbeatStore
 from cryptobot_core.store.names import STREAMING_1M, history_collection, history_gaps_collection
+
+# Where `cryptobot check` tries a write as the read-only user (refused, it stays empty).
+PROBE_COLLECTION = "deploy_check_probe"
+_UNAUTHORIZED = 13
 
 
 class Store:
@@ -52,6 +57,23 @@ class Store:
         """Raise StoreUnavailable unless the store answers."""
         with store_errors("pinging the document store"):
             self._db.command("ping")
+
+    def refuses_writes(self) -> bool:
+        """True when this handle's user may not write (what a read-only user must show).
+
+        Tries one insert into a scratch collection; a write that goes through is undone.
+        Raises StoreUnavailable / StoreError when the store does not answer at all.
+        """
+        probe = self._db[PROBE_COLLECTION]
+        with store_errors("probing whether this user may write"):
+            try:
+                inserted = probe.insert_one({"probe": "cryptobot check"}).inserted_id
+            except OperationFailure as exc:
+                if exc.code == _UNAUTHORIZED:
+                    return True
+                raise
+            probe.delete_one({"_id": inserted})
+        return False
 
     @cached_property
     def stream(self) -> CandleStore:

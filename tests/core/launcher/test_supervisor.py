@@ -265,9 +265,11 @@ def test_a_child_that_keeps_dying_stops_the_stack_with_its_log(tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_cryptobot_up_serves_every_url_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     env = _stack_env(tmp_path, marker, "sim")
+    env["CRYPTOBOT_HISTORY_DAYS"] = "2"  # the automatic catch-up fills yesterday quickly
     up = UpProcess(tmp_path, env)
     try:
         up.wait_until("CryptoBot is up", timeout=300)
@@ -300,6 +302,22 @@ def test_cryptobot_up_serves_every_url_and_ctrl_c_leaves_nothing(tmp_path: Path)
         assert (tmp_path / ".cryptobot" / "dagster" / "dagster.yaml").exists()
         running = _marked_pids(marker)
         assert len(running) > 4  # dagster dev alone spawns a webserver, daemon and code server
+
+        # `cryptobot check` from another terminal, with no settings of its own: every
+        # promise of the running stack holds once catch-up, features and the stream ran.
+        checked = subprocess.run(
+            [str(CRYPTOBOT), "check", "--wait", "480"],
+            cwd=tmp_path,
+            env={**_bare_env(), MARKER_VAR: marker},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        lines = checked.stdout.splitlines()
+        assert checked.returncode == 0, f"{checked.stdout}\n{checked.stderr}\n{up.output[-3000:]}"
+        assert sum(line.startswith("PASS") for line in lines) == 6, checked.stdout
+        assert "all 6 checks passed" in checked.stdout and "Traceback" not in checked.stderr
+        print(checked.stdout)  # with -s: how long the stack took to keep every promise
 
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(timeout=90) == 0, up.output
