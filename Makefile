@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/mypy cryptobot_core cryptobot_assets cryptobot_api dashboard
 	$(BIN)/lint-imports
 
-test: install lint browser-deps
+test: install lint browser-deps postgres-deps
 	$(BIN)/pytest
 
 # Debian's Chromium for the dashboard's browser test (Playwright never downloads a browser).
@@ -35,6 +35,14 @@ browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; \
+	fi
+
+# Debian's PostgreSQL for the production Dagster topology test (Postgres run storage).
+.PHONY: postgres-deps
+postgres-deps:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql; \
 	fi
 
 clean:

@@ -18,7 +18,7 @@ from pymongo import MongoClient
 from cryptobot_core import services
 from cryptobot_core.settings import Settings, load_settings
 
-pytest_plugins = ["tests.fixtures.simulator"]
+pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.models import ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
-from cryptobot_core.store import HEARTBEATS, STREAMING_1M, CandleStore
+from cryptobot_core.store import STREAMING_1M, CandleStore
+from tests.assets.stream.conftest import both_beating, heartbeat, relaunched, runs
 from tests.core.stream.conftest import subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
@@ -33,16 +34,6 @@ from cryptobot_core.settings import load_settings
 
 defs = build_defs(load_settings())
 """
-
-
-def _runs(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus) -> list[str]:
-    return [
-        r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=[status]))
-    ]
-
-
-def _heartbeat(mongo_db: Any, role: str) -> dict[str, Any]:
-    return mongo_db[HEARTBEATS].find_one({"_id": role}) or {}
 
 
 def test_daemon_relaunches_a_killed_consumer_run(
@@ -100,31 +91,19 @@ def test_daemon_relaunches_a_killed_consumer_run(
     pids: set[int] = set()
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
-
-            def both_beating() -> bool:
-                for role in ("producer", "consumer"):
-                    hb = _heartbeat(mongo_db, role)
-                    if not hb or hb["run_id"] not in _runs(
-                        instance, f"stream_{role}_job", dg.DagsterRunStatus.STARTED
-                    ):
-                        return False
-                    pids.add(hb["pid"])
-                return True
-
-            wait_until(both_beating, 180, "one producer and one consumer run with heartbeats")
-            first = _heartbeat(mongo_db, "consumer")
+            wait_until(
+                lambda: both_beating(instance, mongo_db, pids),
+                180,
+                "one producer and one consumer run with heartbeats",
+            )
+            first = heartbeat(mongo_db, "consumer")
             os.kill(first["pid"], signal.SIGKILL)  # the run worker dies without a word
 
-            def relaunched() -> bool:
-                hb = _heartbeat(mongo_db, "consumer")
-                if hb.get("run_id") in (None, first["run_id"]):
-                    return False
-                pids.add(hb["pid"])
-                return hb["run_id"] in _runs(
-                    instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED
-                )
-
-            wait_until(relaunched, 180, "a new consumer run after the kill")
+            wait_until(
+                lambda: relaunched(instance, mongo_db, "consumer", first["run_id"], pids),
+                180,
+                "a new consumer run after the kill",
+            )
             old = instance.get_run_by_id(first["run_id"])
             assert old is not None and old.status in (
                 dg.DagsterRunStatus.CANCELED,
@@ -132,19 +111,19 @@ def test_daemon_relaunches_a_killed_consumer_run(
                 dg.DagsterRunStatus.FAILURE,
             )
             # Exactly one of each is alive.
-            assert len(_runs(instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED)) == 1
-            assert len(_runs(instance, "stream_producer_job", dg.DagsterRunStatus.STARTED)) == 1
+            assert len(runs(instance, "stream_consumer_job", dg.DagsterRunStatus.STARTED)) == 1
+            assert len(runs(instance, "stream_producer_job", dg.DagsterRunStatus.STARTED)) == 1
             obs = instance.fetch_observations(dg.AssetKey("streaming_data_1m"), limit=1)
             assert obs.records, "the supervisor recorded no observation"
 
             # Then the producer dies: the minutes it missed are exact again within 2 minutes
             # of the stream resuming, through the repair run the supervisor requests.
-            victim = _heartbeat(mongo_db, "producer")
+            victim = heartbeat(mongo_db, "producer")
             killed_ms = sim.clock.now_ms()
             os.kill(victim["pid"], signal.SIGKILL)
 
             def streaming_again() -> bool:
-                hb = _heartbeat(mongo_db, "producer")
+                hb = heartbeat(mongo_db, "producer")
                 if hb.get("run_id") in (None, victim["run_id"]):
                     return False
                 pids.add(hb["pid"])
