@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cryptobot_core.cli import backfill, check, simulate, stream, up
+from cryptobot_core.cli import backfill, check, export, simulate, stream, up
 from cryptobot_core.errors import CryptobotError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("up")(up.up)
 app.command("simulate")(simulate.simulate)
 app.command("backfill")(backfill.backfill)
 app.command("check")(check.check)
+app.command("export")(export.export_command)
 app.add_typer(stream.app, name="stream")
 
 
