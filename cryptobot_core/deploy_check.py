@@ -24,8 +24,7 @@ from cryptobot_core.query import MarketQuery, UnknownSymbolError
 from cryptobot_core.settings import Settings, redact
 from cryptobot_core.store import STREAMING_1M, open_store
 
-DAY_MS = 86_400_000
-CANDLES_PER_DAY = DAY_MS // Interval.M15.ms
+CANDLES_PER_DAY = Interval.D1.ms // Interval.M15.ms
 # The newest stored minute may be at most this old for the stream to count as live.
 LIVE_WITHIN_S = 120.0
 RETRY_EVERY_S = 5.0
@@ -83,8 +82,8 @@ def check_api(target: Target, _query: MarketQuery) -> Outcome:
 
 
 def _yesterday(target: Target) -> tuple[int, int]:
-    today = dt_to_ms(target.now()) // DAY_MS * DAY_MS
-    return today - DAY_MS, today
+    today = Interval.D1.floor(dt_to_ms(target.now()))
+    return today - Interval.D1.ms, today
 
 
 def _yesterday_per_symbol(
