@@ -24,6 +24,7 @@ from cryptobot_core.models import DECIMAL_FIELDS, dt_to_ms, ms_to_dt
 from cryptobot_core.query.params import (
     DATASETS,
     DEFAULT_LIMIT,
+    MAX_EXPORT_SLOTS,
     MAX_MS,
     MAX_WINDOW_SLOTS,
     MIN_MS,
@@ -277,6 +278,24 @@ class MarketQuery:
             if not include_open:
                 rows = [row for row in rows if row.is_closed]
         return CandlePage(symbol, interval, collection, rows, next_cursor)
+
+    def export_window(
+        self, symbol: str, interval: Interval, start: int | None, end: int | None
+    ) -> tuple[int, int] | None:
+        """The [start, end) one export request covers; None when the symbol has none here.
+
+        Without start it reaches back MAX_EXPORT_SLOTS source candles. A longer window is
+        narrowed like /stats: its end to the newest stored candle, then its start to
+        MAX_EXPORT_SLOTS before that. The caller reports the window it covered.
+        """
+        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
+        span = MAX_EXPORT_SLOTS * source_step
+        if is_empty_range(start, end):
+            self.require_symbol(symbol)
+            assert start is not None
+            return start, start
+        return self._window(collection, symbol, interval.ms, start, end, span, span)
 
     def _closed_horizon(
         self, collection: str, symbol: str, newest: Mapping[str, Any], step: int

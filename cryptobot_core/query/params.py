@@ -19,6 +19,9 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 20_000
 # Stats and gap listings scan every slot of their window; this bounds the work per request.
 MAX_WINDOW_SLOTS = 100_000
+# A CSV or Parquet range reads at most this many source candles per request (about 1.9 years
+# of 1m, 28 years of 15m); `cryptobot export` has no such bound.
+MAX_EXPORT_SLOTS = 1_000_000
 # Intervals the API serves: 1m from the stream, 15m from history, the rest resampled.
 NATIVE_INTERVALS: dict[Interval, str] = {Interval.M1: STREAMING_1M, Interval.M15: HISTORICAL_15M}
 RESAMPLED_INTERVALS = (
