@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptobot_core.simulator import (  # noqa: E402
+    Faults,
     SimClock,
     SimConfig,
     SimulatorServer,
@@ -40,6 +41,7 @@ def main() -> None:
     group.add_argument("--trading-symbols", type=int, help="generated_symbols(N) market")
     ap.add_argument("--update-s", type=float, default=1.0)
     ap.add_argument("--archive-cache-mb", type=float, default=256.0)
+    ap.add_argument("--latency-s", type=float, default=0.0, help="REST and archive latency")
     args = ap.parse_args()
     symbols = (
         generated_symbols(args.trading_symbols) if args.trading_symbols else listings(args.symbols)
@@ -50,7 +52,8 @@ def main() -> None:
             clock=SimClock.real(),
             ws_update_interval_s=args.update_s,
             archive_cache_mb=args.archive_cache_mb,
-        )
+        ),
+        faults=Faults(latency_s=args.latency_s),
     ).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

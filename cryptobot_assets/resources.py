@@ -13,7 +13,10 @@ from cryptobot_core.settings import Settings, load_settings
 from cryptobot_core.store import Store, open_store
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from cryptobot_core.exchange import BinanceClient
+    from cryptobot_core.exchange.archive import ArchiveKlines
 
 MONGO_URI_ENV = "CRYPTOBOT_MONGO_URI"
 # Non-secret settings a deployment (or a test) may pin on the resource instead of the
@@ -77,6 +80,12 @@ class CryptobotSettingsResource(dg.ConfigurableResource):
     def open_store(self) -> Store:
         """A database handle for the settings (``with config.open_store() as store:``)."""
         return open_store(self.settings())
+
+    def history_client(self) -> "AbstractContextManager[BinanceClient | ArchiveKlines]":
+        """The klines client of history: bulk archives first, REST for the rest."""
+        from cryptobot_core.exchange.archive import history_client
+
+        return history_client(self.settings())
 
     def exchange_client(self) -> "BinanceClient":
         """A REST client for the configured exchange (``with config.exchange_client() as c:``)."""

@@ -54,6 +54,7 @@ class Source(StrEnum):
     REST = "rest"
     WS = "ws"
     REPAIR = "repair"
+    ARCHIVE = "archive"
 
 
 def ms_to_dt(ms: int) -> datetime:

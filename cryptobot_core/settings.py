@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     exchange: Literal["auto", "sim", "binance"] = "auto"
     binance_rest_url: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
+    # Bulk kline archives (data.binance.vision layout); the simulator serves its own.
+    binance_archive_url: str = "https://data.binance.vision"
     sim_host: str = "127.0.0.1"
     sim_port: Port = 9443
     sim_seed: int = 42
@@ -87,6 +89,9 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT"]
     history_start_date: date | None = None
     history_days: int = Field(180, ge=1, le=3650)
+    # Where closed history comes from: "archive" takes closed months and days from the bulk
+    # archives (checksums verified, REST for whatever they lack); "rest" uses REST only.
+    history_source: Literal["archive", "rest"] = "archive"
 
     # Compute.
     spark_master: str = "local[*]"
@@ -202,6 +207,11 @@ class Settings(BaseSettings):
     def rest_base_url(self) -> str:
         """REST base URL of the exchange in use."""
         return self.sim_url if self.simulated else self.binance_rest_url.rstrip("/")
+
+    @property
+    def archive_base_url(self) -> str:
+        """Base URL of the bulk kline archives of the exchange in use."""
+        return self.sim_url if self.simulated else self.binance_archive_url.rstrip("/")
 
     @property
     def ws_base_url(self) -> str:

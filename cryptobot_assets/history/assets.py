@@ -17,6 +17,7 @@ from cryptobot_assets.history.partitions import (
 )
 from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
+from cryptobot_core.exchange.archive import ArchiveKlines
 from cryptobot_core.features import compute_features, feature_documents, require_java
 from cryptobot_core.history import INTERVAL, HistoryBatch, fetch_days
 from cryptobot_core.settings import Settings
@@ -88,18 +89,21 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
         partitions = split_keys(context.partition_keys)
         what = _describe(partitions)
         try:
-            with config.exchange_client() as client:
+            with config.history_client() as client:
                 # The exchange's clock decides what is closed: the still-open candle is never
                 # stored.
                 now_ms = client.server_time_ms()
                 batch = fetch_days(client, partitions, now_ms)
+                source = client.report.summary() if isinstance(client, ArchiveKlines) else {}
         except CryptobotError as exc:
             # Nothing was written: the run fails as a whole and a re-run fetches it all again.
             raise dg.Failure(
                 description=f"klines_15m {what}: {exc}",
                 metadata={"partitions": len(partitions)},
             ) from None
-        summary = batch.summary()
+        summary = {**batch.summary(), **source}
+        for miss in source.get("archive_fallback_list", [])[:20]:
+            context.log.warning("archive file not used, REST instead: %s", miss["reason"])
         context.log.info(
             "klines_15m %s: %d candles fetched for %d partitions, %d missing on the exchange",
             what,

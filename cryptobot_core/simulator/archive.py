@@ -6,6 +6,7 @@ Paths, relative to the simulator's base URL (``server.url``, like ``https://data
     /data/spot/daily/klines/<SYM>/<interval>/<SYM>-<interval>-<YYYY>-<MM>-<DD>.zip
     ... and the same with ``.zip.CHECKSUM``: "<sha256 hex>  <file name>" (no newline)
 
+The layout itself (``ArchiveFile``) is the client's, in ``cryptobot_core.exchange.archive``.
 Each zip holds one CSV named like the zip, without a header, with the 12 columns of
 ``/api/v3/klines`` (decimals as Binance writes them, ``ignore`` = 0); files of periods from
 2025-01-01 on give open and close times in microseconds, older ones in milliseconds. A file
@@ -15,7 +16,6 @@ holds the candles opening in its period; the 1M interval is spelled ``1mo`` in p
 from __future__ import annotations
 
 import asyncio
-import calendar
 import hashlib
 import io
 import re
@@ -32,6 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from aiohttp import web
 
+from cryptobot_core.exchange.archive import (
+    ArchiveFile,
+    interval_path_name,
+)
 from cryptobot_core.intervals import MINUTE_MS, Interval
 from cryptobot_core.simulator.clock import SimClock
 from cryptobot_core.simulator.faults import Faults, Stats
@@ -42,8 +46,6 @@ from cryptobot_core.simulator.market import (
     aggregate,
 )
 
-# Spot archives switched to microsecond timestamps for periods from 2025-01-01 on.
-MICROS_FROM_MS = 1_735_689_600_000
 _PATH_RE = re.compile(
     r"^/?data/spot/(?P<freq>monthly|daily)/klines/(?P<sym>[A-Z0-9]{2,20})/(?P<iv>[0-9]{1,2}[smhdw]|1mo)/"
     r"(?P<fsym>[A-Z0-9]{2,20})-(?P<fiv>[0-9]{1,2}[smhdw]|1mo)-(?P<y>\d{4})-(?P<m>\d{2})(?:-(?P<d>\d{2}))?"
@@ -51,60 +53,6 @@ _PATH_RE = re.compile(
 )
 # Intervals longer than a day have no daily files.
 _DAILY_INTERVALS = frozenset(iv for iv in Interval if not iv.is_calendar and iv.ms <= DAY_MS)
-
-
-def interval_path_name(iv: Interval) -> str:
-    """The interval as archive paths spell it (``1mo`` for 1M)."""
-    return "1mo" if iv is Interval.MO1 else iv.value
-
-
-@dataclass(frozen=True)
-class ArchiveFile:
-    """One archive file: a symbol's candles of one interval over one month or day."""
-
-    symbol: str
-    interval: Interval
-    daily: bool
-    start_ms: int
-    end_ms: int  # first instant after the period
-
-    @classmethod
-    def of(cls, symbol: str, interval: Interval | str, period: str) -> ArchiveFile:
-        """The file of ``period`` (``YYYY-MM`` monthly, ``YYYY-MM-DD`` daily)."""
-        iv = Interval.parse("1M" if interval == "1mo" else interval)
-        parts = period.split("-")
-        year, month = int(parts[0]), int(parts[1])
-        if len(parts) == 3:
-            start = datetime(year, month, int(parts[2]), tzinfo=UTC)
-            start_ms = int(start.timestamp() * 1000)
-            return cls(symbol, iv, True, start_ms, start_ms + DAY_MS)
-        start_ms = int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
-        days = calendar.monthrange(year, month)[1]
-        return cls(symbol, iv, False, start_ms, start_ms + days * DAY_MS)
-
-    @property
-    def period(self) -> str:
-        """``YYYY-MM`` or ``YYYY-MM-DD``."""
-        d = datetime.fromtimestamp(self.start_ms / 1000, UTC)
-        return f"{d:%Y-%m-%d}" if self.daily else f"{d:%Y-%m}"
-
-    @property
-    def name(self) -> str:
-        """The zip's file name, e.g. ``BTCUSDT-1m-2025-01.zip``."""
-        return f"{self.symbol}-{interval_path_name(self.interval)}-{self.period}.zip"
-
-    @property
-    def path(self) -> str:
-        """The zip's path under the base URL, without the leading slash."""
-        freq = "daily" if self.daily else "monthly"
-        return (
-            f"data/spot/{freq}/klines/{self.symbol}/{interval_path_name(self.interval)}/{self.name}"
-        )
-
-    @property
-    def micros(self) -> bool:
-        """True when the file gives times in microseconds (periods from 2025-01-01 on)."""
-        return self.start_ms >= MICROS_FROM_MS
 
 
 def parse_archive_path(path: str) -> tuple[ArchiveFile, bool] | None:
@@ -332,7 +280,7 @@ class ArchiveServer:
     in two worker threads (numpy and zlib release the GIL), so a cold month of 1m data never
     holds up the event loop that feeds the WebSocket streams; concurrent requests for the same
     file share one build. REST weights, bans and REST faults do not apply here, as the bucket
-    is another host.
+    is another host; only ``latency_s`` applies to both.
     """
 
     def __init__(self, archives: Archives, clock: SimClock, faults: Faults, stats: Stats) -> None:
@@ -365,6 +313,8 @@ class ArchiveServer:
         if parsed is None or self.archives.market.config.listing(parsed[0].symbol) is None:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.", key)
         file, checksum = parsed
+        if self.faults.latency_s > 0:
+            await asyncio.sleep(self.faults.latency_s)
         if self.faults.chance(self.faults.archive_error_rate):
             return _s3_error(503, "SlowDown", "Please reduce your request rate.", key)
         published = self.archives.published_ms(file)

@@ -10,7 +10,8 @@ Every fault is switched on a running server through its ``Faults`` (``server.fau
   ``send_raw(frame, stream)`` (any text or binary frame, for poison-frame tests).
 * Archives: ``break_archive(kind, symbol, interval, period)`` for named files, and per-file
   rates ``archive_missing_rate`` ... (a stable choice per file name), ``archive_error_rate``
-  (a 503 per request).
+  (a 503 per request). ``latency_s`` delays archive requests too (the bucket is far away as
+  well).
 """
 
 from __future__ import annotations
