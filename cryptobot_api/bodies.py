@@ -36,6 +36,7 @@ def candle_body(row: CandleRow) -> dict[str, Any]:
         "taker_buy_quote_volume": row.taker_buy_quote_volume,
         "trades": row.trades,
         "is_closed": row.is_closed,
+        "provisional": row.provisional,
     }
 
 
@@ -75,6 +76,7 @@ def stats_body(report: StatsReport) -> dict[str, Any]:
         "high": stats.high,
         "low": stats.low,
         "volume": stats.volume,
+        "provisional": report.provisional,
     }
 
 

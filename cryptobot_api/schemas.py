@@ -142,6 +142,11 @@ class CandlePublic(BaseModel):
     taker_buy_quote_volume: str
     trades: int
     is_closed: bool
+    provisional: bool = Field(
+        False,
+        description="built from the 1m stream for hours the daily 15m history does not "
+        "hold yet; the same candle from history replaces it once that day lands",
+    )
 
 
 class CandlesPublic(BaseModel):
@@ -216,6 +221,11 @@ class StatsPublic(BaseModel):
     high: str | None
     low: str | None
     volume: str | None
+    provisional: bool = Field(
+        False,
+        description="some candles of the window were built from the 1m stream ahead "
+        "of the daily history",
+    )
 
 
 class FeaturePublic(BaseModel):

@@ -61,7 +61,10 @@ def months(start_ms: int, end_ms: int) -> Iterator[tuple[str, int, int]]:
 def pages(
     query: MarketQuery, symbol: str, interval: Interval, start_ms: int, end_ms: int
 ) -> Iterator[list[CandleRow]]:
-    """Every closed candle of ``symbol`` opening in [start_ms, end_ms), page by page.
+    """Every closed, final candle of ``symbol`` opening in [start_ms, end_ms), page by page.
+
+    Provisional candles (built from the 1m stream ahead of the daily history) are left out:
+    a file holds what will not change.
 
     Paging stops at the newest stored candle; an empty stretch before the first one costs one
     small indexed read per page of MAX_LIMIT slots.
@@ -71,8 +74,9 @@ def pages(
         page = query.candles(
             symbol, interval, start=start_ms, end=end_ms, limit=MAX_LIMIT, cursor=cursor
         )
-        if page.candles:
-            yield page.candles
+        final = [row for row in page.candles if not row.provisional]
+        if final:
+            yield final
         if page.next_cursor is None:
             return
         cursor = page.next_cursor

@@ -96,6 +96,8 @@ class Candle:
     taker_buy_quote_volume: Decimal
     trades: int
     is_closed: bool
+    # Built from the 1m stream for hours the daily history does not hold yet.
+    provisional: bool = False
 
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> Candle:
@@ -113,6 +115,7 @@ class Candle:
             taker_buy_quote_volume=_decimal(row["taker_buy_quote_volume"]),
             trades=int(row["trades"]),
             is_closed=bool(row["is_closed"]),
+            provisional=bool(row.get("provisional", False)),
         )
 
 

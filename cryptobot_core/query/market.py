@@ -117,6 +117,15 @@ def candle_row(doc: Mapping[str, Any], interval: Interval) -> CandleRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FreshTail:
+    """Where 15m history ends and how far the 1m stream reaches past it (epoch ms)."""
+
+    final_ms: int  # end of the newest history candle: later buckets are provisional
+    newest_ms: int  # open time of the newest stream candle
+    horizon: int  # end of the newest closed stream candle: buckets up to here can close
+
+
 @dataclass
 class MarketQuery:
     """Read-only queries over the candle, feature and heartbeat collections of one store."""
@@ -236,25 +245,34 @@ class MarketQuery:
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         closed_only = native and not include_open
         newest = self._newest(collection, symbol, closed_only=closed_only)
-        if newest is None:
+        tail = self._fresh_tail(symbol, newest) if collection == HISTORICAL_15M else None
+        if newest is None and tail is None:
             self.require_symbol(symbol)
             return CandlePage(symbol, interval, collection, [], None)
         if is_empty_range(start, end):
             return CandlePage(symbol, interval, collection, [], None)
-        newest_ms = dt_to_ms(newest["open_time"])
         step = interval.ms
         # A page reads at most MAX_WINDOW_SLOTS source candles: a coarse interval gets fewer
         # buckets per page (1w of 15m: 148) and a next_cursor, never a scan of all history.
         limit = min(limit, max(1, MAX_WINDOW_SLOTS * source_step // step))
         next_cursor = None
-        horizon = (
-            MAX_MS if native else self._closed_horizon(collection, symbol, newest, source_step)
-        )
+        if tail is not None:
+            newest_ms, data_end, horizon = (
+                tail.newest_ms,
+                tail.newest_ms + Interval.M1.ms,
+                tail.horizon,
+            )
+        else:
+            assert newest is not None
+            newest_ms = dt_to_ms(newest["open_time"])
+            data_end = newest_ms + source_step
+            horizon = (
+                MAX_MS if native else self._closed_horizon(collection, symbol, newest, source_step)
+            )
         if start is None:
-            ref = end if end is not None else newest_ms + source_step
-            ref = min(ref, newest_ms + source_step)
+            ref = min(end if end is not None else data_end, data_end)
             hi = interval.floor(ref - 1) + step
-            if not native and not include_open:
+            if (not native or tail is not None) and not include_open:
                 # The newest page ends at the last bucket the source has completed.
                 hi = min(hi, interval.floor(horizon))
             lo = hi - limit * step
@@ -268,6 +286,12 @@ class MarketQuery:
                 next_cursor = encode_cursor(hi)
         if hi <= lo:
             return CandlePage(symbol, interval, collection, [], next_cursor)
+        if tail is not None:
+            docs = self._stitched_docs(symbol, lo, hi, tail)
+            rows = resample(docs, interval, horizon, tail.final_ms)
+            if not include_open:
+                rows = [row for row in rows if row.is_closed]
+            return CandlePage(symbol, interval, collection, rows, next_cursor)
         docs = self._find(
             collection, symbol, lo, hi, closed_only=closed_only, projection=CANDLE_PROJECTION
         )
@@ -278,6 +302,52 @@ class MarketQuery:
             if not include_open:
                 rows = [row for row in rows if row.is_closed]
         return CandlePage(symbol, interval, collection, rows, next_cursor)
+
+    def _fresh_tail(
+        self, symbol: str, history_newest: Mapping[str, Any] | None
+    ) -> FreshTail | None:
+        """The 1m stream past the end of 15m history, if it reaches past it.
+
+        History holds finished UTC days; the stream has today's minutes. Series of 15m and
+        coarser are built from history up to its end and from the stream after it, and the
+        buckets past that end are marked provisional until the day's history lands (the
+        reconciliation check holds the two equal).
+        """
+        final = (
+            dt_to_ms(history_newest["open_time"]) + Interval.M15.ms
+            if history_newest is not None
+            else MIN_MS
+        )
+        streamed = self._newest(STREAMING_1M, symbol)
+        if streamed is None:
+            return None
+        newest_ms = dt_to_ms(streamed["open_time"])
+        if newest_ms < final:
+            return None
+        closed = (
+            streamed
+            if streamed.get("is_closed", True)
+            else self._newest(STREAMING_1M, symbol, closed_only=True)
+        )
+        horizon = dt_to_ms(closed["open_time"]) + Interval.M1.ms if closed else final
+        return FreshTail(final, newest_ms, max(horizon, final))
+
+    def _stitched_docs(
+        self, symbol: str, lo: int, hi: int, tail: FreshTail
+    ) -> list[dict[str, Any]]:
+        """15m history in [lo, hi) up to its end, then 1m stream candles from there on.
+
+        The stream part reads at most MAX_WINDOW_SLOTS minutes (69 days) back from ``hi``.
+        """
+        docs: list[dict[str, Any]] = []
+        if lo < tail.final_ms:
+            docs = self._find(
+                HISTORICAL_15M, symbol, lo, min(hi, tail.final_ms), projection=CANDLE_PROJECTION
+            )
+        stream_lo = max(lo, tail.final_ms, hi - MAX_WINDOW_SLOTS * Interval.M1.ms)
+        if stream_lo < hi:
+            docs += self._find(STREAMING_1M, symbol, stream_lo, hi, projection=CANDLE_PROJECTION)
+        return docs
 
     def export_window(
         self, symbol: str, interval: Interval, start: int | None, end: int | None
@@ -331,17 +401,21 @@ class MarketQuery:
         end: int | None,
         default_span: int,
         max_span: int,
+        tail_end: int | None = None,
     ) -> tuple[int, int] | None:
         """Resolve an optional [start, end) window; None when the symbol has no data here.
 
         A window longer than ``max_span`` is narrowed: its end to the newest stored data, then
         its start to ``max_span`` before that end. The caller reports the window it covered.
+        ``tail_end`` is where the 1m stream past history ends, when it does.
         """
         newest = self._newest(collection, symbol, closed_only=collection != FEATURES_15M)
-        if newest is None:
+        if newest is None and tail_end is None:
             self.require_symbol(symbol)
             return None
-        data_end = dt_to_ms(newest["open_time"]) + step
+        data_end = dt_to_ms(newest["open_time"]) + step if newest is not None else MIN_MS
+        if tail_end is not None:
+            data_end = max(data_end, tail_end)
         if end is None:
             end = data_end
             if start is not None and start >= end:
@@ -360,6 +434,10 @@ class MarketQuery:
         collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         default_span = max(86_400_000, 30 * interval.ms)
+        tail = None
+        if collection == HISTORICAL_15M:
+            history_newest = self._newest(HISTORICAL_15M, symbol, closed_only=True)
+            tail = self._fresh_tail(symbol, history_newest)
         window = self._window(
             collection,
             symbol,
@@ -368,10 +446,22 @@ class MarketQuery:
             end,
             default_span,
             MAX_WINDOW_SLOTS * source_step,
+            tail_end=tail.horizon if tail is not None else None,
         )
         if window is None:
             return StatsReport(symbol, interval, None, None, window_stats([]))
         lo, hi = window
+        if tail is not None:
+            docs = self._stitched_docs(symbol, _ceil(interval, lo), hi, tail)
+            rows = [r for r in resample(docs, interval, tail.horizon, tail.final_ms) if r.is_closed]
+            return StatsReport(
+                symbol,
+                interval,
+                iso(lo),
+                iso(hi),
+                window_stats(rows),
+                any(r.provisional for r in rows),
+            )
         docs = self._find(
             collection,
             symbol,

@@ -22,7 +22,7 @@ from cryptobot_core.store.codec import (
 Bucket = CandleAccumulator[Any, Parts]
 
 
-def _row(interval: Interval, bucket: int, acc: Bucket, horizon_ms: int) -> CandleRow:
+def _row(interval: Interval, bucket: int, acc: Bucket, horizon_ms: int, final_ms: int) -> CandleRow:
     volume, quote_volume, taker_base, taker_quote = map(parts_text, acc.volumes)
     end = interval.open_after(bucket)
     return CandleRow(
@@ -38,19 +38,26 @@ def _row(interval: Interval, bucket: int, acc: Bucket, horizon_ms: int) -> Candl
         taker_buy_quote_volume=taker_quote,
         trades=acc.trades,
         is_closed=acc.closed and end <= horizon_ms,
+        provisional=end > final_ms,
     )
 
 
 def resample(
-    docs: Iterable[Mapping[str, Any]], interval: Interval, horizon_ms: int
+    docs: Iterable[Mapping[str, Any]],
+    interval: Interval,
+    horizon_ms: int,
+    final_ms: int | None = None,
 ) -> list[CandleRow]:
     """Aggregate ascending stored candle docs into ``interval`` buckets, as the exchange does.
 
     A bucket is closed when the source is final up to its end (``horizon_ms``, exclusive).
+    The docs may change granularity once (15m history, then 1m stream after it): a bucket
+    that reaches past ``final_ms`` (where history ends) is marked provisional.
     The rule is ``CandleAccumulator``'s; a bucket with exchange-side gaps is the aggregate
     of the candles that exist, and a bucket with none is absent. Arithmetic is exact integer
     arithmetic on (coefficient, exponent), as Decimal would do it but without its cost.
     """
+    final = (1 << 62) if final_ms is None else final_ms  # None: nothing provisional
     out: list[CandleRow] = []
     acc: Bucket | None = None
     bucket = end = 0
@@ -63,14 +70,14 @@ def resample(
             acc.push(high, low, doc["close"], volumes, trades, closed)
             continue
         if acc is not None:
-            out.append(_row(interval, bucket, acc, horizon_ms))
+            out.append(_row(interval, bucket, acc, horizon_ms, final))
         bucket = interval.floor(open_ms)
         end = interval.open_after(bucket)
         acc = CandleAccumulator(
             parts_add, parts_greater, doc["open"], high, low, doc["close"], volumes, trades, closed
         )
     if acc is not None:
-        out.append(_row(interval, bucket, acc, horizon_ms))
+        out.append(_row(interval, bucket, acc, horizon_ms, final))
     return out
 
 

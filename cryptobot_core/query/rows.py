@@ -41,6 +41,8 @@ class CandleRow:
     taker_buy_quote_volume: str
     trades: int
     is_closed: bool
+    # Built from the 1m stream ahead of the daily history; replaced when history lands.
+    provisional: bool = False
 
 
 @dataclass(slots=True)
@@ -86,6 +88,8 @@ class StatsReport:
     start: str | None
     end: str | None
     stats: WindowStats
+    # Some candles of the window were built from the 1m stream ahead of the daily history.
+    provisional: bool = False
 
 
 @dataclass(slots=True)

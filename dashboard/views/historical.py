@@ -28,12 +28,14 @@ CHARTS_SHOWN_KEY = "_historical_charts_shown"
 
 
 def _extent(summary: SymbolSummary) -> tuple[date, date]:
-    """First and last stored UTC day of a symbol (its 15m history preferred)."""
-    info = summary.datasets.get("15m") or next(iter(summary.datasets.values()), None)
-    if info is None:
+    """First and last stored UTC day of a symbol: from its first history day (or stream
+    minute) to the newest of both, since charts go on from the live stream past history."""
+    infos = [summary.datasets[k] for k in ("15m", "1m") if k in summary.datasets]
+    if not infos:
         today = datetime.now(UTC).date()
         return today - timedelta(days=DEFAULT_DAYS - 1), today
-    return info.first_open_time.date(), info.last_open_time.date()
+    first = infos[0].first_open_time.date()
+    return first, max(i.last_open_time.date() for i in infos)
 
 
 def _seed_view(extents: dict[str, tuple[date, date]]) -> None:
@@ -183,9 +185,16 @@ def render() -> None:
     st.session_state[CHARTS_SHOWN_KEY] = True
     elapsed = time.perf_counter() - t0
     st.session_state[RENDER_TIME_KEY] = elapsed
+    fresh = [c for c in series.candles if c.provisional]
+    note = (
+        f" Candles from {fresh[0].open_time:%Y-%m-%d %H:%M} UTC on are built from the live 1m "
+        "stream and are provisional until that day's history lands."
+        if fresh
+        else ""
+    )
     st.caption(
         f"{len(cols)} {interval} candles from {series.source_dataset or 'the API'}; "
-        f"rendered in {elapsed:.2f} s."
+        f"rendered in {elapsed:.2f} s.{note}"
     )
 
 

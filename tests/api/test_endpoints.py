@@ -35,6 +35,7 @@ def as_json(c: Candle) -> dict[str, object]:
         **{name: dec_str(getattr(c, name)) for name in DECIMALS},
         "trades": c.trades,
         "is_closed": c.is_closed,
+        "provisional": False,
     }
 
 
