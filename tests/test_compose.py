@@ -292,6 +292,20 @@ def test_ci_runs_lint_make_test_and_the_image_build() -> None:
     assert "ghcr.io" in (REPO / ".github" / "workflows" / "release.yml").read_text()
 
 
+def test_ci_runs_the_suite_against_real_mongodb_and_kafka() -> None:
+    """The integration job: make test with both test variables on MongoDB 8 and Kafka."""
+    job = load(REPO / ".github" / "workflows" / "ci.yml")["jobs"]["integration"]
+    images = {name: svc["image"] for name, svc in job["services"].items()}
+    assert images["mongo"].startswith("mongo:8") and images["kafka"].startswith("apache/kafka")
+    (run,) = [s for s in job["steps"] if s.get("run") == "make test"]
+    env = run["env"]
+    assert env["CRYPTOBOT_TEST_MONGO_URI"].startswith("mongodb://mongo:27017")
+    assert env["CRYPTOBOT_TEST_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # The broker advertises the name the job's container reaches it by.
+    kafka_env = job["services"]["kafka"]["env"]
+    assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+
+
 def test_a_deployment_streams_from_its_first_minute(
     services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
