@@ -18,7 +18,9 @@ from cryptobot_core.query.rows import (
     LatestCandle,
     StatsReport,
     SymbolSummary,
+    iso,
 )
+from cryptobot_core.universe import UniverseStatus
 
 
 def candle_body(row: CandleRow) -> dict[str, Any]:
@@ -111,23 +113,35 @@ def gaps_body(report: GapReport) -> dict[str, Any]:
     }
 
 
-def symbols_body(summaries: list[SymbolSummary]) -> dict[str, Any]:
-    """Every symbol with data, per dataset."""
+def symbols_body(summaries: list[SymbolSummary], universe: UniverseStatus) -> dict[str, Any]:
+    """The configured symbols and every symbol with data, per dataset, marked which is which."""
+    by_symbol = {s.symbol: s for s in summaries}
+    configured = set(universe.symbols)
+    names = sorted(set(by_symbol) | configured)
     return {
+        "universe": {
+            "rule": universe.rule,
+            "resolved_at": iso(universe.resolved_at) if universe.resolved_at else None,
+            "count": len(universe.symbols),
+        },
         "symbols": [
             {
-                "symbol": s.symbol,
+                "symbol": name,
+                "configured": name in configured,
+                "has_data": name in by_symbol,
                 "datasets": {
                     label: {
                         "first_open_time": span.first_open_time,
                         "last_open_time": span.last_open_time,
                         "count": span.count,
                     }
-                    for label, span in s.datasets.items()
+                    for label, span in (
+                        by_symbol[name].datasets.items() if name in by_symbol else ()
+                    )
                 },
             }
-            for s in summaries
-        ]
+            for name in names
+        ],
     }
 
 

@@ -113,15 +113,26 @@ class DatasetSummaryPublic(BaseModel):
 
 
 class SymbolPublic(BaseModel):
-    """A symbol with data, per dataset (``1m`` stream, ``15m`` history)."""
+    """A configured symbol or a symbol with data, per dataset (``1m`` stream, ``15m`` history)."""
 
     symbol: str
+    configured: bool = Field(description="in CRYPTOBOT_SYMBOLS, or in its rule's universe now")
+    has_data: bool = Field(description="some dataset holds candles of it")
     datasets: dict[str, DatasetSummaryPublic]
 
 
-class SymbolsPublic(BaseModel):
-    """Every symbol that has data."""
+class UniversePublic(BaseModel):
+    """Where the configured symbols come from."""
 
+    rule: str | None = Field(description="the rule (e.g. top:50:USDT), or null for a list")
+    resolved_at: str | None = Field(description="when the rule was last resolved")
+    count: int = Field(description="how many symbols are configured")
+
+
+class SymbolsPublic(BaseModel):
+    """Every configured symbol and every symbol that has data."""
+
+    universe: UniversePublic
     symbols: list[SymbolPublic]
 
 

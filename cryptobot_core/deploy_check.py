@@ -23,11 +23,13 @@ from cryptobot_core.models import dt_to_ms
 from cryptobot_core.query import MarketQuery, UnknownSymbolError
 from cryptobot_core.settings import Settings, redact
 from cryptobot_core.store import STREAMING_1M, open_store
+from cryptobot_core.universe import current_symbols
 
 CANDLES_PER_DAY = Interval.D1.ms // Interval.M15.ms
 # The newest stored minute may be at most this old for the stream to count as live.
 LIVE_WITHIN_S = 120.0
 RETRY_EVERY_S = 5.0
+NO_SYMBOLS = "no symbols: the CRYPTOBOT_SYMBOLS rule has not been resolved by the stack yet"
 
 
 Outcome = tuple[bool, str]
@@ -53,9 +55,9 @@ class Target:
     timeout_s: float = 5.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
-    @property
-    def symbols(self) -> list[str]:
-        return list(self.settings.symbols)
+    def symbols(self, query: MarketQuery) -> list[str]:
+        """The deployment's symbols: its list, or its rule's stored resolution."""
+        return current_symbols(self.settings, query.store)
 
 
 def _probe(target: Target, base: str, path: str, good: Callable[[httpx.Response], bool]) -> Outcome:
@@ -87,12 +89,19 @@ def _yesterday(target: Target) -> tuple[int, int]:
 
 
 def _yesterday_per_symbol(
-    target: Target, count: Callable[[str, int, int], int], want: int, unit: str
+    target: Target,
+    query: MarketQuery,
+    count: Callable[[str, int, int], int],
+    want: int,
+    unit: str,
 ) -> Outcome:
     """Whether every symbol has at least ``want`` rows in yesterday's window, and how many."""
     lo, hi = _yesterday(target)
+    symbols = target.symbols(query)
+    if not symbols:
+        return False, NO_SYMBOLS
     parts, ok = [], True
-    for symbol in target.symbols:
+    for symbol in symbols:
         try:
             n = count(symbol, lo, hi)
         except UnknownSymbolError:
@@ -105,10 +114,13 @@ def _yesterday_per_symbol(
 
 def check_history(target: Target, query: MarketQuery) -> Outcome:
     """Every configured symbol has all of yesterday's 15m candles."""
+    # Final candles only: hours built from the stream ahead of history do not count.
     return _yesterday_per_symbol(
         target,
-        lambda s, lo, hi: len(
-            query.candles(s, Interval.M15, start=lo, end=hi, limit=CANDLES_PER_DAY).candles
+        query,
+        lambda s, lo, hi: sum(
+            not c.provisional
+            for c in query.candles(s, Interval.M15, start=lo, end=hi, limit=CANDLES_PER_DAY).candles
         ),
         CANDLES_PER_DAY,
         f"of {CANDLES_PER_DAY} candles",
@@ -118,8 +130,11 @@ def check_history(target: Target, query: MarketQuery) -> Outcome:
 def check_live(target: Target, query: MarketQuery) -> Outcome:
     """Every configured symbol's newest 1m candle opened within the last 2 minutes."""
     now_ms = dt_to_ms(target.now())
+    symbols = target.symbols(query)
+    if not symbols:
+        return False, NO_SYMBOLS
     parts, ok = [], True
-    for symbol in target.symbols:
+    for symbol in symbols:
         newest = query.newest_open_ms(STREAMING_1M, symbol)
         if newest is None:
             ok = False
@@ -135,6 +150,7 @@ def check_features(target: Target, query: MarketQuery) -> Outcome:
     """Every configured symbol has feature rows for yesterday."""
     return _yesterday_per_symbol(
         target,
+        query,
         lambda s, lo, hi: len(query.features(s, start=lo, end=hi, limit=CANDLES_PER_DAY).features),
         1,
         "rows",

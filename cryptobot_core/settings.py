@@ -14,8 +14,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from cryptobot_core.errors import ConfigError
+from cryptobot_core.errors import ConfigError, CryptobotError
 from cryptobot_core.exchange.exchange_info import SYMBOL_RE
+from cryptobot_core.universe import RULE_HELP, UniverseRule, parse_rule
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -85,8 +86,8 @@ class Settings(BaseSettings):
     # so the API's readiness and the dashboard can say so; leave it unset yourself.
     exchange_fallback_reason: str | None = None
 
-    # What to collect.
-    symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT"]
+    # What to collect: a list, or a rule such as top:50:USDT (cryptobot_core.universe).
+    symbols: Annotated[list[str] | UniverseRule, NoDecode] = ["BTCUSDT", "ETHUSDT"]
     history_start_date: date | None = None
     history_days: int = Field(180, ge=1, le=3650)
     # Where closed history comes from: "archive" takes closed months and days from the bulk
@@ -120,17 +121,21 @@ class Settings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                rule = parse_rule(value)
+            except CryptobotError as exc:
+                raise ValueError(str(exc)) from None
+            if rule is not None:
+                return rule
         value = _split_csv(value)
         if isinstance(value, list):
             value = [str(v).upper() for v in value]
             bad = [v for v in value if not SYMBOL_RE.match(v)]
             if bad:
-                raise ValueError(
-                    f"invalid symbol(s) {bad}; use upper-case Binance symbols like BTCUSDT, "
-                    "comma-separated"
-                )
+                raise ValueError(f"invalid symbol(s) {bad}; use {RULE_HELP}")
             if not value:
-                raise ValueError("at least one symbol is required, e.g. BTCUSDT,ETHUSDT")
+                raise ValueError(f"at least one symbol is required: use {RULE_HELP}")
         return value
 
     @field_validator("api_cors_origins", mode="before")
@@ -197,6 +202,17 @@ class Settings(BaseSettings):
     def database(self) -> str:
         """Simulated data lives in its own database so it never mixes with real data."""
         return f"{self.mongo_db}_sim" if self.simulated else self.mongo_db
+
+    @property
+    def symbol_rule(self) -> UniverseRule | None:
+        """The universe rule CRYPTOBOT_SYMBOLS names, or None when it is a list."""
+        return self.symbols if isinstance(self.symbols, UniverseRule) else None
+
+    @property
+    def symbol_list(self) -> list[str]:
+        """The configured list; empty when CRYPTOBOT_SYMBOLS is a rule (see
+        ``cryptobot_core.universe.configured_symbols`` for the symbols to collect)."""
+        return [] if isinstance(self.symbols, UniverseRule) else list(self.symbols)
 
     @property
     def sim_url(self) -> str:

@@ -192,7 +192,13 @@ def _ready(base_url: str) -> Ready:
 @st.cache_resource(ttl=TTL_STATUS, max_entries=MAX_ENTRIES, show_spinner=False)
 def _symbols(base_url: str) -> tuple[SymbolSummary, ...]:
     body = _get(base_url, "/symbols")
-    return _parse("/symbols", lambda: tuple(SymbolSummary.from_json(s) for s in body["symbols"]))
+    # The charts offer what is stored: a configured symbol without data yet is left out.
+    return _parse(
+        "/symbols",
+        lambda: tuple(
+            SymbolSummary.from_json(s) for s in body["symbols"] if s.get("has_data", True)
+        ),
+    )
 
 
 def _candles_uncached(
@@ -313,7 +319,7 @@ class ApiClient:
         return _ready(self.base_url)
 
     def symbols(self) -> tuple[SymbolSummary, ...]:
-        """GET /symbols: every stored symbol with the extent of each dataset."""
+        """GET /symbols: every symbol with data, with the extent of each dataset."""
         return _symbols(self.base_url)
 
     def candles(

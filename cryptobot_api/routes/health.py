@@ -12,6 +12,7 @@ from cryptobot_api.schemas import HealthPublic, ReadyPublic
 from cryptobot_core.errors import StoreError
 from cryptobot_core.query import MarketQuery
 from cryptobot_core.settings import Settings
+from cryptobot_core.universe import current_symbols
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +34,7 @@ def readiness(query: MarketQuery, settings: Settings) -> tuple[int, dict[str, ob
     }
     try:
         query.ping()
-        datasets = query.freshness(settings.symbols)
+        datasets = query.freshness(current_symbols(settings, query.store))
         stream = query.heartbeats()
     except StoreError as exc:
         return 503, {

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cryptobot_api.deps import QueryDep, SettingsDep
 from cryptobot_api.metrics import ApiMetrics
 from cryptobot_core.errors import StoreError
+from cryptobot_core.universe import current_symbols
 
 router = APIRouter(tags=["metrics"])
 
@@ -29,7 +30,8 @@ async def metrics(request: Request, query: QueryDep, settings: SettingsDep) -> R
     """Request counts and latency by route, dataset freshness and stream heartbeat ages."""
     api_metrics: ApiMetrics = request.app.state.metrics
     try:
-        datasets = await run_in_threadpool(query.freshness, settings.symbols)
+        symbols = await run_in_threadpool(current_symbols, settings, query.store)
+        datasets = await run_in_threadpool(query.freshness, symbols)
         beats = await run_in_threadpool(query.heartbeats)
         api_metrics.set_freshness(datasets, beats)
     except StoreError:

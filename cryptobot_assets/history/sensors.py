@@ -15,6 +15,7 @@ from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.runs import ACTIVE_RUN_STATUSES
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.history import contiguous_ranges, missing_partitions
+from cryptobot_core.universe import configured_symbols, current_symbols, refresh_daily
 
 CATCH_UP_TAG = "cryptobot/catch_up"
 
@@ -33,9 +34,24 @@ def symbols_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Sync the ``symbols`` dynamic partitions with CRYPTOBOT_SYMBOLS; unknown ones are rejected."""
     try:
-        wanted = config.settings().symbols
+        settings = config.settings()
+        if settings.symbol_rule is None:
+            wanted = settings.symbol_list
+        else:
+            # A rule (top:50:USDT) is resolved again once per UTC day; every process reads
+            # the resolution from the store, so they all work on the same set.
+            with config.open_store() as store, config.exchange_client() as client:
+                change = refresh_daily(settings, store, client)
+                wanted = configured_symbols(settings, store, client)
+            if change is not None:
+                joined, left = change
+                context.log.info(
+                    f"universe {settings.symbol_rule} resolved: {len(wanted)} symbols; "
+                    f"joined: {', '.join(joined) or 'none'}; left (history kept, no longer "
+                    f"growing): {', '.join(left) or 'none'}"
+                )
     except CryptobotError as exc:
-        return dg.SkipReason(f"settings are invalid, symbols not synced: {exc}")
+        return dg.SkipReason(f"symbols not synced: {exc}")
     current = set(context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME))
     to_add = [s for s in wanted if s not in current]
     # A symbol outside the settings stays when it has data: someone backfilled it on purpose
@@ -95,7 +111,12 @@ def history_catch_up_sensor(
     today = datetime.now(UTC).date()
     yesterday = today - timedelta(days=1)
     # Only configured symbols are caught up; an ad-hoc symbol keeps what was backfilled.
-    configured = set(config.settings().symbols)
+    settings = config.settings()
+    if settings.symbol_rule is None:
+        configured = set(settings.symbol_list)
+    else:
+        with config.open_store() as store:
+            configured = set(current_symbols(settings, store))
     symbols = sorted(
         s
         for s in context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)

@@ -13,6 +13,7 @@ from cryptobot_core.errors import InvalidSymbolError, ValidationError
 from cryptobot_core.exchange.exchange_info import SYMBOL_RE
 from cryptobot_core.history import plan_backfill
 from cryptobot_core.settings import get_settings
+from cryptobot_core.universe import configured_symbols
 
 KLINES_ASSET = "klines_15m"
 SYMBOLS_PARTITIONS = "symbols"
@@ -48,7 +49,7 @@ def backfill(
     from cryptobot_core.exchange import BinanceClient
 
     settings = get_settings()
-    wanted = _symbols(symbols, settings.symbols)
+    wanted = _symbols(symbols, [] if symbols else configured_symbols(settings))
     plan = plan_backfill(
         wanted, days, today=datetime.now(UTC).date(), start_date=settings.start_date
     )

@@ -14,6 +14,7 @@ from cryptobot_core.models import dt_to_ms
 from cryptobot_core.query import MarketQuery, parse_interval, parse_time
 from cryptobot_core.settings import get_settings
 from cryptobot_core.store import open_store
+from cryptobot_core.universe import current_symbols
 
 
 def export_command(
@@ -42,9 +43,9 @@ def export_command(
     assert start_ms is not None  # a required option
     if start_ms >= end_ms:
         raise ValidationError("--start must be before --end (the end is exclusive)")
-    raw = symbols.split(",") if symbols else settings.symbols
-    wanted = [normalize_symbol(s.strip()) for s in raw if s.strip()]
     with open_store(settings.read_only()) as store:
+        raw = symbols.split(",") if symbols else current_symbols(settings, store)
+        wanted = [normalize_symbol(s.strip()) for s in raw if s.strip()]
         files = export(MarketQuery(store), wanted, parsed, start_ms, end_ms, _format(fmt), out)
     for f in files:
         typer.echo(f"{f.path}  {f.rows} candles")

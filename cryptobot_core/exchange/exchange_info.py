@@ -24,7 +24,9 @@ PING_PATH = "/api/v3/ping"
 TIME_PATH = "/api/v3/time"
 EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
 KLINES_PATH = "/api/v3/klines"
-WEIGHTS = {PING_PATH: 1, TIME_PATH: 1, EXCHANGE_INFO_PATH: 20, KLINES_PATH: 2}
+TICKER_24HR_PATH = "/api/v3/ticker/24hr"
+# The 24 h ticker of every symbol at once weighs 80.
+WEIGHTS = {PING_PATH: 1, TIME_PATH: 1, EXCHANGE_INFO_PATH: 20, KLINES_PATH: 2, TICKER_24HR_PATH: 80}
 KLINES_PAGE_LIMIT = 1000
 USED_WEIGHT_HEADER = "x-mbx-used-weight-1m"
 TRADING = "TRADING"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +42,7 @@ from cryptobot_core.exchange.exchange_info import (
     KLINES_PAGE_LIMIT,
     KLINES_PATH,
     PING_PATH,
+    TICKER_24HR_PATH,
     TIME_PATH,
     USED_WEIGHT_HEADER,
     WEIGHTS,
@@ -417,6 +419,16 @@ class BinanceClient:
         if weight is not None:
             self.budget.set_limit(weight.limit, weight.window_s)
         return info
+
+    def quote_volumes(self) -> dict[str, Decimal]:
+        """Every symbol's 24 h quote volume (one ``/api/v3/ticker/24hr`` call, weight 80)."""
+        body = self.request(TICKER_24HR_PATH, {"type": "MINI"})
+        try:
+            return {str(t["symbol"]): Decimal(str(t["quoteVolume"])) for t in body}
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            raise BinanceAPIError(
+                200, None, f"malformed /api/v3/ticker/24hr response: {str(body)[:200]}"
+            ) from None
 
     def check_symbols(self, symbols: Iterable[str]) -> tuple[list[str], dict[str, str]]:
         """Split symbols into (valid upper-case ones, {bad symbol: reason}) with one lookup."""

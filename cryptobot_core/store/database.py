@@ -20,6 +20,7 @@ from cryptobot_core.store.features import FeatureStore
 from cryptobot_core.store.gaps import HistoryGapStore, StreamGapStore
 from cryptobot_core.store.heartbeats import HeartbeatStore
 from cryptobot_core.store.names import STREAMING_1M, history_collection, history_gaps_collection
+from cryptobot_core.store.universe import UniverseStore
 
 # Where `cryptobot check` tries a write as the read-only user (refused, it stays empty).
 PROBE_COLLECTION = "deploy_check_probe"
@@ -74,6 +75,11 @@ class Store:
                 raise
             probe.delete_one({"_id": inserted})
         return False
+
+    @cached_property
+    def universe(self) -> UniverseStore:
+        """Symbol universes resolved from rules (``symbol_universe``)."""
+        return UniverseStore(self._db)
 
     @cached_property
     def stream(self) -> CandleStore:

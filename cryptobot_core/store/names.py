@@ -11,6 +11,7 @@ DEAD_LETTERS = "dead_letters"
 STREAM_GAPS = "stream_gaps"
 EXCHANGE_BANS = "exchange_bans"
 CHECKPOINTS = "checkpoints"
+SYMBOL_UNIVERSE = "symbol_universe"
 
 
 def history_collection(interval: Interval | str) -> str:

@@ -117,7 +117,9 @@ class StreamConsumer:
         self.max_records = max_records
         self.backoff_max_s = backoff_max_s
         self.stats = ConsumerStats()
-        self._symbols = frozenset(settings.symbols)
+        # A list is enforced: a message for another symbol is dead-lettered. Under a rule the
+        # producer decides the set (it changes daily), so any well-formed symbol is taken.
+        self._symbols = frozenset(settings.symbol_list) if settings.symbol_rule is None else None
         # Symbols whose first candle (since start or a topic reset) was checked against the store.
         self._continuous: set[str] = set()
         self._store = open_store(settings)

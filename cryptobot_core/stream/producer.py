@@ -35,8 +35,11 @@ from cryptobot_core.store import StreamGap, open_store
 from cryptobot_core.stream import kafka as kafka_util
 from cryptobot_core.stream.heartbeat import Heartbeat
 from cryptobot_core.stream.messages import encode_candle, encode_event, encode_malformed
+from cryptobot_core.universe import configured_symbols
 
 log = logging.getLogger(__name__)
+# How often a producer that follows a rule checks whether the set has changed (s).
+UNIVERSE_CHECK_S = 60.0
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -405,9 +408,13 @@ class StreamProducer:
         spool_path: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.symbols = [s.upper() for s in (symbols or settings.symbols)]
         self.stats = ProducerStats()
         self._store = open_store(settings)
+        self.symbols = [s.upper() for s in (symbols or configured_symbols(settings, self._store))]
+        # Under a rule (top:50:USDT) the set changes when symbols_sensor resolves it again.
+        self._follows_universe = symbols is None and settings.symbol_rule is not None
+        self._universe_checked = time.monotonic()
+        self.universe_changed = False
         self.heartbeat = Heartbeat(self._store.heartbeats, "producer", run_id)
         self.spool = Spool(spool_path or settings.data_dir / "stream" / "producer-spool.jsonl")
         self._stream_factory = stream_factory or self._default_stream
@@ -459,6 +466,11 @@ class StreamProducer:
                 await asyncio.wait({pump}, timeout=0.2)
                 if self.heartbeat.due():
                     await asyncio.to_thread(self._beat)
+                if self._universe_due() and await asyncio.to_thread(self._universe_moved):
+                    # Stop cleanly: the supervisor starts a producer on the new set, and the
+                    # restart's gap is repaired like any other.
+                    self.universe_changed = True
+                    break
             if pump.done():
                 pump.result()  # re-raise a failure of the stream
             else:
@@ -475,6 +487,37 @@ class StreamProducer:
             await asyncio.to_thread(self._beat, True)
             self._store.close()
         return self.stats
+
+    def _universe_due(self) -> bool:
+        if not self._follows_universe:
+            return False
+        now = time.monotonic()
+        if now - self._universe_checked < UNIVERSE_CHECK_S:
+            return False
+        self._universe_checked = now
+        return True
+
+    def _universe_moved(self) -> bool:
+        """True when the rule's stored resolution is no longer the set being streamed."""
+        rule = self.settings.symbol_rule
+        assert rule is not None
+        try:
+            kept = self._store.universe.read(rule.text)
+        except StoreError as exc:
+            log.warning("cannot read the symbol universe (%s); keeping the current set", exc)
+            return False
+        if kept is None or set(kept.symbols) == set(self.symbols):
+            return False
+        joined = sorted(set(kept.symbols) - set(self.symbols))
+        left = sorted(set(self.symbols) - set(kept.symbols))
+        log.warning(
+            "the universe %s changed (joined: %s; left: %s): stopping so the producer restarts "
+            "on the new set",
+            rule,
+            ", ".join(joined) or "none",
+            ", ".join(left) or "none",
+        )
+        return True
 
     async def _pump(self, stream: Any) -> None:
         async for item in _iterate(stream):

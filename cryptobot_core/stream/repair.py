@@ -18,6 +18,7 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Source, dt_to_ms, ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.store import CandleStore, StreamGap, open_store
+from cryptobot_core.universe import configured_symbols
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def repair(
             now = now_ms if now_ms is not None else rest.server_time_ms()
             start, end = scan_window(now, gaps, since_ms)
             report = RepairReport(start, end)
-            scanned = list(symbols or settings.symbols)
+            scanned = list(symbols or configured_symbols(settings, db, rest))
             remaining: dict[str, set[int]] = {}
             for symbol in scanned:
                 holes = missing_minutes(store, symbol, start, end)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -93,6 +94,48 @@ def test_symbols_lists_first_last_and_count_per_dataset(client: TestClient, fill
     assert btc["1m"]["count"] == 120 - 5 + 1
     assert "1m" not in by_symbol["ETHUSDT"]
     assert by_symbol["ETHUSDT"]["15m"]["count"] == 2012
+    assert body["universe"] == {"rule": None, "resolved_at": None, "count": 2}
+    assert all(s["configured"] and s["has_data"] for s in body["symbols"])
+
+
+def test_symbols_under_a_rule_list_the_universe_and_mark_what_has_data(
+    filled: Filled, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from cryptobot_core.universe import UniverseRule
+
+    settings = filled.settings.model_copy(update={"symbols": UniverseRule(2, "USDT")})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as rule_client:
+        # No writer has resolved the rule yet: nothing is configured, the data is listed.
+        body = rule_client.get("/symbols").json()
+        assert body["universe"] == {"rule": "top:2:USDT", "resolved_at": None, "count": 0}
+        assert {s["symbol"]: s["configured"] for s in body["symbols"]} == {
+            "BTCUSDT": False,
+            "ETHUSDT": False,
+        }
+        resolved = datetime(2024, 1, 22, 0, 5, tzinfo=UTC)
+        filled.db["symbol_universe"].insert_one(
+            {"_id": "top:2:USDT", "symbols": ["BTCUSDT", "SOLUSDT"], "resolved_at": resolved}
+        )
+        try:
+            body = rule_client.get("/symbols").json()
+            assert body["universe"] == {
+                "rule": "top:2:USDT",
+                "resolved_at": iso(resolved),
+                "count": 2,
+            }
+            flags = {s["symbol"]: (s["configured"], s["has_data"]) for s in body["symbols"]}
+            # SOLUSDT joined (no data yet); ETHUSDT left (its data stays listed).
+            assert flags == {
+                "BTCUSDT": (True, True),
+                "ETHUSDT": (False, True),
+                "SOLUSDT": (True, False),
+            }
+            sol = next(s for s in body["symbols"] if s["symbol"] == "SOLUSDT")
+            assert sol["datasets"] == {}
+        finally:
+            filled.db["symbol_universe"].delete_many({})
 
 
 def test_candles_15m_are_the_exchange_candles_exactly(client: TestClient, filled: Filled) -> None:

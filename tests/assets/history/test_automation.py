@@ -12,7 +12,9 @@ from cryptobot_assets.history.assets import KLINES_KEY
 from cryptobot_assets.history.partitions import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from cryptobot_assets.history.schedules import daily_history_update
 from cryptobot_assets.history.sensors import CATCH_UP_TAG, history_catch_up_sensor, symbols_sensor
+from cryptobot_core.simulator import SimulatorServer
 from tests.assets.history.conftest import START, TODAY
+from tests.core.test_universe import expected_top
 
 
 def evaluate(sensor: dg.SensorDefinition, instance: Any, defs: dg.Definitions) -> Any:
@@ -70,6 +72,45 @@ def test_symbols_sensor_adds_valid_removes_unconfigured_and_rejects_unknown(
     text = capfd.readouterr().err  # the sensor's log, as the daemon would show it
     assert "symbol NOPEUSDT rejected" in text and "symbol LUNAUSDT rejected" in text
     assert "The other symbols are not affected" in text
+
+
+def test_symbols_sensor_turns_a_rule_into_partitions_and_keeps_leavers_with_data(
+    defs: dg.Definitions,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    empty_instance: Any,
+    real_sim: SimulatorServer,
+    mongo_db: Any,
+) -> None:
+    monkeypatch.setenv("CRYPTOBOT_SYMBOLS", "top:5:USDT")
+    inst = empty_instance
+    want = expected_top(real_sim.url, 5, "USDT")
+    # A symbol that left the universe, with history: it stays. One without data goes.
+    leaver = next(s for s in ("XRPUSDT", "LTCUSDT", "TRXUSDT") if s not in want)
+    gone = next(s for s in ("ADAUSDT", "XLMUSDT", "UNIUSDT") if s not in want)
+    inst.add_dynamic_partitions("symbols", [leaver, gone])
+    inst.report_runless_asset_event(
+        dg.AssetMaterialization(KLINES_KEY, partition=str(partition_key(leaver, START)))
+    )
+    result = evaluate(symbols_sensor, inst, defs)
+    assert isinstance(result, dg.SensorResult)
+    requests = result.dynamic_partitions_requests or []
+    adds = [
+        k
+        for r in requests
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+        for k in r.partition_keys
+    ]
+    dels = [
+        k
+        for r in requests
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+        for k in r.partition_keys
+    ]
+    assert sorted(adds) == sorted(want) and dels == [gone]
+    # The resolution is kept where every process reads it.
+    assert mongo_db["symbol_universe"].find_one({"_id": "top:5:USDT"})["symbols"] == want
+    assert "universe top:5:USDT resolved: 5 symbols" in capfd.readouterr().err
 
 
 def test_symbols_sensor_skips_when_in_sync(

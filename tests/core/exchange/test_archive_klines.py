@@ -108,3 +108,18 @@ def test_a_day_not_published_yet_comes_from_rest(make_simulator: MakeSimulator) 
     assert [f["file"] for f in report.fallbacks] == ["BTCUSDT-15m-2026-01-14.zip"]
     assert {c.source for c in fast[0][:96]} == {Source.ARCHIVE}
     assert {c.source for c in fast[0][96:]} == {Source.REST}
+
+
+def test_rows_keep_exact_text_and_read_microseconds_as_milliseconds() -> None:
+    import io
+
+    from cryptobot_core.exchange.archive import ArchiveMiss, parse_rows
+
+    file = ArchiveFile.of("BTCUSDT", "1m", "2025-01")
+    micros = "1735689600000000,93576.00000000,93610.93000000,93537.50000000,93610.93000000,8.21827000,1735689659999999,768978.41430850,1313,3.93260000,368003.68810010,0\n"
+    (row,) = parse_rows(file, io.StringIO(micros))
+    assert row[:3] == [1_735_689_600_000, "93576.00000000", "93610.93000000"]
+    assert row[6] == 1_735_689_659_999 and row[8] == 1313 and row[10] == "368003.68810010"
+    for garbage in ("not,a,kline\n", "1735689600000,abc\n", "[1]\n"):
+        with pytest.raises(ArchiveMiss, match="not a kline row"):
+            list(parse_rows(file, io.StringIO(garbage)))
