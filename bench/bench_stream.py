@@ -255,6 +255,7 @@ def run_live(
         lat_from = len(watcher.latencies_ms) if watcher else 0
         pipeline: list[float] = []
         windows: list[tuple[float, float]] = []
+        stages: dict[str, list[list[float]]] = {}
         t0 = time.monotonic()
         wall0 = int(time.time() * 1000)
         while time.monotonic() - t0 < seconds:
@@ -264,6 +265,8 @@ def run_live(
                 pipeline.append(c["pipeline_ms_p99"])
             if c.get("latency_ms_p99") is not None:
                 windows.append((c["latency_ms_p50"], c["latency_ms_p99"]))
+            for name, p50_p99 in (c.get("stages_ms") or {}).items():
+                stages.setdefault(name, []).append(p50_p99)
         elapsed = time.monotonic() - t0
         rss1 = {"producer": rss_mb(producer.pid), "consumer": rss_mb(consumer.pid)}
         lat = watcher.latencies_ms[lat_from:] if watcher else []
@@ -319,6 +322,15 @@ def run_live(
             "changestream_latency_p50_ms": round(pct(lat, 0.5), 1),
             "changestream_latency_p99_ms": round(pct(lat, 0.99), 1),
             "changestream_latency_max_ms": round(max(lat), 1) if lat else None,
+            # Where the time goes (per message; the consumer's stages, see ConsumerStats):
+            # the median window's p50 and p99, and the worst window's p99.
+            "stages_ms_median_window": {
+                name: [statistics.median(w[0] for w in ws), statistics.median(w[1] for w in ws)]
+                for name, ws in stages.items()
+            },
+            "stages_p99_ms_worst_window": {
+                name: max(w[1] for w in ws) for name, ws in stages.items()
+            },
             "pipeline_p99_ms_worst_window": max(pipeline) if pipeline else None,
             "pipeline_p99_ms_median_window": statistics.median(pipeline) if pipeline else None,
             "consumer_rate_msgs_per_s": round(rate_in, 1),

@@ -36,6 +36,8 @@ from cryptobot_core.stream.heartbeat import Heartbeat
 from cryptobot_core.stream.messages import MessageError, collapse, decode, now_ms
 
 log = logging.getLogger(__name__)
+# The legs of a message's way from the exchange to the store (see ConsumerStats.stages_ms).
+STAGES = ("exchange_to_producer", "producer_to_broker", "broker_to_consumer", "consumer_to_store")
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -73,6 +75,10 @@ class ConsumerStats:
     latency_ms_p99: float | None = None
     pipeline_ms_p50: float | None = None
     pipeline_ms_p99: float | None = None
+    # Where that time goes, per message, as [p50, p99] ms over the same interval: exchange
+    # event → producer receipt, receipt → broker record time (the producer's send and
+    # batching), record time → this poll (broker and fetch), poll → write done (the store).
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
     newest_event_time: datetime | None = None
     offsets: dict[str, int] = field(default_factory=dict)
 
@@ -132,6 +138,7 @@ class StreamConsumer:
         self._ends_at = 0.0
         self._latency: list[int] = []
         self._pipeline: list[int] = []
+        self._stages: dict[str, list[int]] = {name: [] for name in STAGES}
         self._ensured_at = 0.0
         self._rate_mark = (time.monotonic(), 0)
 
@@ -223,8 +230,10 @@ class StreamConsumer:
 
     def _process(self, consumer: KafkaConsumer, records: list[Any], stop: threading.Event) -> int:
         """Validate, collapse, write and commit one polled batch."""
+        polled = now_ms()
         candles: list[Candle] = []
         received: list[int] = []
+        stamps: list[tuple[int | None, int, int]] = []
         dead: list[DeadLetter] = []
         offsets: dict[TopicPartition, int] = {}
         for rec in records:
@@ -234,6 +243,10 @@ class StreamConsumer:
                 msg = decode(rec.value, rec.key, symbols=self._symbols)
                 candles.append(msg.candle)
                 received.append(msg.received_at_ms)
+                event = msg.candle.event_time
+                stamps.append(
+                    (dt_to_ms(event) if event else None, msg.received_at_ms, rec.timestamp)
+                )
             except MessageError as exc:
                 dead.append(
                     DeadLetter(
@@ -254,6 +267,7 @@ class StreamConsumer:
         done = now_ms()
         self._latency.extend(done - dt_to_ms(c.event_time) for c in newest if c.event_time)
         self._pipeline.extend(done - r for r in received)
+        self._record_stages(stamps, polled, done)
         self._commit(consumer, offsets)
         for tp, off in offsets.items():
             self._read_up_to[tp] = max(self._read_up_to.get(tp, 0), off + 1)
@@ -421,6 +435,18 @@ class StreamConsumer:
         known = {tp: p for tp, p in positions.items() if p is not None}
         self.stats.lag, self.stats.lag_corrected = kafka_util.lag(ends, known, self._read_up_to)
 
+    def _record_stages(
+        self, stamps: list[tuple[int | None, int, int]], polled: int, done: int
+    ) -> None:
+        exchange, produce, broker, store = (self._stages[name] for name in STAGES)
+        for event, received, record in stamps:
+            if event is not None:
+                exchange.append(received - event)
+            if record > 0:  # the record's CreateTime, stamped when the producer sent it
+                produce.append(record - received)
+                broker.append(polled - record)
+            store.append(done - polled)
+
     def _beat(self) -> None:
         if not self.heartbeat.due():
             return
@@ -437,6 +463,10 @@ class StreamConsumer:
             self.stats.pipeline_ms_p50 = percentile(self._pipeline, 0.5)
             self.stats.pipeline_ms_p99 = percentile(self._pipeline, 0.99)
             self._pipeline = []
+        for name, values in self._stages.items():
+            if values:
+                self.stats.stages_ms[name] = [percentile(values, 0.5), percentile(values, 0.99)]
+                self._stages[name] = []
         self.measure_lag()
         self.heartbeat.beat(self.stats.to_doc())
 

@@ -163,3 +163,29 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
     # Every candle is the final one (closed), with the exchange's exact values.
     assert all(c.is_closed for c in stored.values())
     assert ms_to_dt(T0) == min(c.open_time for c in stored.values())
+
+
+def test_the_consumer_reports_where_the_time_goes(
+    stream_settings: Settings, consumer_thread: Callable[..., ConsumerThread]
+) -> None:
+    import time
+
+    from cryptobot_core.stream.consumer import STAGES
+
+    now = int(time.time() * 1000)
+    # Each event happened 250 ms before the producer took it (encode stamps received_at).
+    records = [
+        _record(make_candle("BTCUSDT", T0 + i * 60_000, event_ms=now - 250)) for i in range(20)
+    ]
+    send_raw(stream_settings, records)
+    ct = consumer_thread()
+    wait_until(
+        lambda: sum(committed(stream_settings).values()) == len(records), 60, "all committed"
+    )
+    # The stages are reported with the next heartbeat.
+    wait_until(lambda: set(ct.consumer.stats.stages_ms) == set(STAGES), 30, "stages reported")
+    ct.stop()
+    stages = ct.consumer.stats.stages_ms
+    exchange_p50 = stages["exchange_to_producer"][0]
+    assert 250 <= exchange_p50 < 250 + 5_000
+    assert all(p50 >= 0 and p99 >= p50 for p50, p99 in stages.values()), stages
