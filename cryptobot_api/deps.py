@@ -94,8 +94,9 @@ def interval_param(
     interval: Annotated[
         str,
         Query(
-            description="candle interval; 1m from the stream, 15m from history, "
-            "coarser ones resampled from 15m history",
+            description="candle interval; 1m from the stream and 15m from history as "
+            "stored, 3m and 5m resampled from the 1m stream, the rest from 15m history (and "
+            "the 1m stream past its end)",
             json_schema_extra={"enum": _INTERVAL_NAMES},
         ),
     ] = "15m",

@@ -28,7 +28,9 @@ def export_command(
         None, "--symbols", help="Comma-separated symbols (default: CRYPTOBOT_SYMBOLS)."
     ),
     interval: str = typer.Option(
-        "15m", "--interval", help="1m, 15m, or a coarser one resampled from 15m history."
+        "15m",
+        "--interval",
+        help="Any interval the API serves: 1m, 3m, 5m, 15m, 30m, 1h ... 1d, 3d, 1w.",
     ),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
     out: Path = typer.Option(Path("export"), "--out", help="Folder to write into."),

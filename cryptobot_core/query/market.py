@@ -36,6 +36,7 @@ from cryptobot_core.query.params import (
     is_empty_range,
     parse_dataset,
     parse_interval,
+    source_collection,
 )
 from cryptobot_core.query.resample import resample, window_stats
 from cryptobot_core.query.rows import (
@@ -241,7 +242,7 @@ class MarketQuery:
         if cursor:
             start = decode_cursor(cursor)
         native = interval in NATIVE_INTERVALS
-        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        collection = source_collection(interval)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         closed_only = native and not include_open
         newest = self._newest(collection, symbol, closed_only=closed_only)
@@ -358,7 +359,7 @@ class MarketQuery:
         narrowed like /stats: its end to the newest stored candle, then its start to
         MAX_EXPORT_SLOTS before that. The caller reports the window it covered.
         """
-        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        collection = source_collection(interval)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         span = MAX_EXPORT_SLOTS * source_step
         if is_empty_range(start, end):
@@ -431,7 +432,7 @@ class MarketQuery:
         self, symbol: str, interval: Interval, *, start: int | None = None, end: int | None = None
     ) -> StatsReport:
         """Return, volatility, high/low and volume over closed candles in [start, end)."""
-        collection = NATIVE_INTERVALS.get(interval, HISTORICAL_15M)
+        collection = source_collection(interval)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         default_span = max(86_400_000, 30 * interval.ms)
         tail = None

@@ -22,19 +22,36 @@ MAX_WINDOW_SLOTS = 100_000
 # A CSV or Parquet range reads at most this many source candles per request (about 1.9 years
 # of 1m, 28 years of 15m); `cryptobot export` has no such bound.
 MAX_EXPORT_SLOTS = 1_000_000
-# Intervals the API serves: 1m from the stream, 15m from history, the rest resampled.
+# Intervals the API serves: 1m from the stream and 15m from history as stored; the others
+# resampled from the finest stored interval that divides them: 3m and 5m from the 1m
+# stream, the rest from 15m history (and the 1m stream past its end).
 NATIVE_INTERVALS: dict[Interval, str] = {Interval.M1: STREAMING_1M, Interval.M15: HISTORICAL_15M}
 RESAMPLED_INTERVALS = (
+    Interval.M3,
+    Interval.M5,
     Interval.M30,
     Interval.H1,
     Interval.H2,
     Interval.H4,
     Interval.H6,
+    Interval.H8,
     Interval.H12,
     Interval.D1,
+    Interval.D3,
     Interval.W1,
 )
-SERVED_INTERVALS = (Interval.M1, Interval.M15, *RESAMPLED_INTERVALS)
+SERVED_INTERVALS = tuple(
+    sorted((Interval.M1, Interval.M15, *RESAMPLED_INTERVALS), key=lambda i: i.ms)
+)
+
+
+def source_collection(interval: Interval) -> str:
+    """The stored collection ``interval`` is served from: its own, or the finest that divides it."""
+    if interval in NATIVE_INTERVALS:
+        return NATIVE_INTERVALS[interval]
+    return HISTORICAL_15M if interval.ms % Interval.M15.ms == 0 else STREAMING_1M
+
+
 DATASETS: dict[str, str] = {"1m": STREAMING_1M, "15m": HISTORICAL_15M}
 # Stored times lie in 1970-01-01 up to (not including) the year 3000; a time outside is
 # clamped to these bounds (no data lies beyond them), so every well-formed time is answered.

@@ -13,6 +13,8 @@ from cryptobot_api.main import create_app
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dec_str, ms_to_dt
 from cryptobot_core.query import MAX_LIMIT, RESAMPLED_INTERVALS, iso
+from cryptobot_core.query.params import source_collection
+from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M
 from tests.api import seed
 from tests.api.conftest import Filled
 
@@ -155,7 +157,17 @@ def test_candles_15m_are_the_exchange_candles_exactly(client: TestClient, filled
     assert isinstance(body["candles"][0]["open"], str) and "." in body["candles"][0]["open"]
 
 
-@pytest.mark.parametrize("interval", [i.value for i in RESAMPLED_INTERVALS])
+FROM_HISTORY = [i.value for i in RESAMPLED_INTERVALS if source_collection(i) == HISTORICAL_15M]
+FROM_STREAM = [i.value for i in RESAMPLED_INTERVALS if source_collection(i) == STREAMING_1M]
+
+
+def test_every_binance_interval_of_fixed_length_above_a_second_is_served() -> None:
+    fixed = {i for i in Interval if not i.is_calendar and i.ms >= Interval.M1.ms}
+    assert fixed == {Interval.M1, Interval.M15, *RESAMPLED_INTERVALS}
+    assert FROM_STREAM == ["3m", "5m"]
+
+
+@pytest.mark.parametrize("interval", FROM_HISTORY)
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
 def test_resampled_candles_equal_the_exchange_candles(
     client: TestClient, filled: Filled, symbol: str, interval: str
@@ -174,8 +186,26 @@ def test_resampled_candles_equal_the_exchange_candles(
     expected = seed.klines(
         filled.market, symbol, Interval(interval), seed.HISTORY_START, seed.HISTORY_END
     )
+    # Only buckets history covers whole (a 3d bucket can reach past the stored days).
+    expected = [c for c in expected if c.close_ms < seed.HISTORY_END]
     assert len(got) == len(expected) > 0
     assert got == [as_json(c) for c in expected]
+
+
+@pytest.mark.parametrize("interval", FROM_STREAM)
+def test_minute_multiples_are_resampled_from_the_stream(
+    client: TestClient, filled: Filled, interval: str
+) -> None:
+    # The stream's first hour or so: every bucket before the five minutes it never received.
+    start, end = seed.STREAM_START, Interval(interval).floor(seed.STREAM_HOLE[0])
+    resp = client.get("/candles/BTCUSDT", params={"interval": interval, "start": start, "end": end})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["source_dataset"] == STREAMING_1M
+    expected = seed.klines(filled.market, "BTCUSDT", Interval(interval), start, end)
+    expected = [c for c in expected if c.close_ms < end]
+    assert len(body["candles"]) == len(expected) > 0
+    assert body["candles"] == [as_json(c) for c in expected]
 
 
 def test_weekly_buckets_open_on_monday(client: TestClient) -> None:
@@ -321,7 +351,7 @@ def test_unknown_symbol_is_404_with_a_hint(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "needle"),
     [
-        ({"interval": "7m"}, "allowed: 1m, 15m, 30m"),
+        ({"interval": "7m"}, "allowed: 1m, 3m, 5m, 15m, 30m"),
         ({"interval": "1M"}, "allowed"),
         ({"start": "yesterday"}, "ISO-8601"),
         ({"start": "2024-13-01"}, "ISO-8601"),

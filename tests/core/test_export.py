@@ -100,7 +100,7 @@ def test_bad_input_is_one_clear_line(settings: Settings, store: Store, tmp_path:
         ("--start", "2025-02-01", "--end", "2025-01-01"): "--start must be before --end",
         ("--start", "yesterday"): "ISO-8601",
         ("--start", "2025-01-01", "--format", "xlsx"): "allowed: csv, parquet",
-        ("--start", "2025-01-01", "--interval", "7m"): "allowed: 1m, 15m",
+        ("--start", "2025-01-01", "--interval", "7m"): "allowed: 1m, 3m, 5m, 15m",
         ("--start", "2025-01-01", "--symbols", "DOGEBTC"): "no data for symbol 'DOGEBTC'",
     }
     for args, needle in cases.items():
