@@ -142,7 +142,7 @@ def test_a_wrong_link_says_what_was_wrong_and_what_is_allowed() -> None:
     assert view == HistoricalView("BTCUSDT", "15m", date(2026, 6, 24), date(2026, 6, 30))
     assert problems == [
         "symbol='DOGEBTC' has no data; symbols with data: BTCUSDT, ETHUSDT.",
-        "interval='7m' is not one of 1m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d, 1w.",
+        "interval='7m' is not one of 1m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w.",
         "start='yesterday' is not a date; use YYYY-MM-DD (UTC).",
     ]
     view, problems = view_from_query(
@@ -351,3 +351,18 @@ def test_volatility_is_bucketed_to_the_chart_interval_in_percent() -> None:
 
 def test_empty_candles_give_empty_columns() -> None:
     assert len(charts.CandleColumns.of([])) == 0
+
+
+def test_the_charts_offer_intervals_the_api_serves_from_history() -> None:
+    from cryptobot_core.intervals import Interval
+    from cryptobot_core.query import SERVED_INTERVALS
+    from cryptobot_core.query.params import source_collection
+    from cryptobot_core.store import HISTORICAL_15M
+
+    served = {i.value for i in SERVED_INTERVALS}
+    assert set(INTERVALS) <= served
+    # Beyond 1m (the live tail), an interval the stream alone feeds would leave old ranges
+    # empty; every history-fed interval is offered.
+    from_history = {i.value for i in SERVED_INTERVALS if source_collection(i) == HISTORICAL_15M}
+    assert set(INTERVALS) == from_history | {"1m"}
+    assert all(INTERVALS[i.value].total_seconds() * 1000 == i.ms for i in map(Interval, INTERVALS))
