@@ -23,8 +23,10 @@ STEPS = {
     "2h": 7200,
     "4h": 14400,
     "6h": 21600,
+    "8h": 28800,
     "12h": 43200,
     "1d": 86400,
+    "3d": 259200,
     "1w": 604800,
 }
 
@@ -64,6 +66,8 @@ class StandIn:
     simulated: bool = True
     fallback_reason: str | None = None
     has_data: bool = True
+    # Candles from this time on are built from the stream ahead of history (provisional).
+    provisional_from: datetime | None = None
     first: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     last: datetime = field(default_factory=lambda: datetime(2026, 7, 1, tzinfo=UTC))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -184,7 +188,9 @@ class StandIn:
         rows: list[dict[str, Any]] = []
         t = datetime.fromtimestamp(int(start.timestamp()) // step * step, UTC)
         while t < end and len(rows) < limit:
-            rows.append(candle(t, step))
+            row = candle(t, step)
+            row["provisional"] = self.provisional_from is not None and t >= self.provisional_from
+            rows.append(row)
             t += timedelta(seconds=step)
         return {
             "symbol": symbol,

@@ -50,12 +50,22 @@ def run(page: str | None = None) -> AppTest:
 
 def test_historical_page_draws_four_charts(api: StandIn) -> None:
     at = run()
+    assert not any("provisional" in t for t in texts(at.caption))
     assert texts(at.title) == ["Historical candles"]
     charts = at.get("plotly_chart")
     assert len(charts) == 4
     # The default range is the last 7 days: 672 candles at 15m fit, so no coarsening.
     assert {q["interval"] for q in api.candle_requests()} == {"15m"}
     assert not any("instead of" in t for t in texts(at.info))
+
+
+def test_candles_ahead_of_history_are_named_provisional(api: StandIn) -> None:
+    from datetime import timedelta
+
+    api.provisional_from = api.last - timedelta(hours=6)
+    at = run()
+    (note,) = [t for t in texts(at.caption) if "provisional" in t]
+    assert f"{api.provisional_from:%Y-%m-%d %H:%M} UTC" in note
 
 
 def test_no_data_points_to_dagster(api: StandIn) -> None:
