@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -83,21 +84,14 @@ def pages(
 
 
 def first_nonempty(batches: Iterable[list[CandleRow]]) -> Iterator[list[CandleRow]] | None:
-    """``batches`` from its first non-empty page on, or None when there is none.
+    """``batches`` (as ``pages`` yields them: never an empty one), or None when there is none.
 
-    Reads that page now, so an unknown symbol or an unreachable store fails before a
+    Reads the first page now, so an unknown symbol or an unreachable store fails before a
     caller commits to writing anything.
     """
     it = iter(batches)
-    for batch in it:
-        if batch:
-            return _chain(batch, it)
-    return None
-
-
-def _chain(head: list[CandleRow], rest: Iterator[list[CandleRow]]) -> Iterator[list[CandleRow]]:
-    yield head
-    yield from rest
+    head = next(it, None)
+    return None if head is None else chain([head], it)
 
 
 def csv_chunks(batches: Iterable[Sequence[CandleRow]]) -> Iterator[str]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cryptobot_core.exchange.exchange_info import ExchangeInfo
     from cryptobot_core.settings import Settings
     from cryptobot_core.store import Store
+    from cryptobot_core.store.universe import ResolvedUniverse
 
 RULE_PREFIX = "top:"
 _RULE_RE = re.compile(r"^top:([0-9]{1,5}):([A-Z0-9]{2,10})$")
@@ -88,11 +89,7 @@ def refresh(settings: Settings, store: Store, client: Any = None) -> tuple[list[
     rule = settings.symbol_rule
     if rule is None:
         return [], []
-    before = store.universe.read(rule.text)
-    chosen = _resolve_with(settings, rule, client)
-    store.universe.write(rule.text, chosen, datetime.now(UTC))
-    old = set(before.symbols) if before else set()
-    return sorted(set(chosen) - old), sorted(old - set(chosen))
+    return _refresh(settings, rule, store, client, store.universe.read(rule.text))
 
 
 def refresh_daily(
@@ -106,7 +103,20 @@ def refresh_daily(
     today = (now or datetime.now(UTC)).date()
     if kept is not None and kept.resolved_at.astimezone(UTC).date() >= today:
         return None
-    return refresh(settings, store, client)
+    return _refresh(settings, rule, store, client, kept)
+
+
+def _refresh(
+    settings: Settings,
+    rule: UniverseRule,
+    store: Store,
+    client: Any,
+    before: ResolvedUniverse | None,
+) -> tuple[list[str], list[str]]:
+    chosen = _resolve_with(settings, rule, client)
+    store.universe.write(rule.text, chosen, datetime.now(UTC))
+    old = set(before.symbols) if before else set()
+    return sorted(set(chosen) - old), sorted(old - set(chosen))
 
 
 def configured_symbols(

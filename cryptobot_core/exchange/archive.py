@@ -42,11 +42,11 @@ import httpx
 
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.exchange.exchange_info import normalize_symbol
+from cryptobot_core.exchange.rest import BinanceClient
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, Source
 
 if TYPE_CHECKING:
-    from cryptobot_core.exchange.rest import BinanceClient
     from cryptobot_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,6 @@ class ArchiveFile:
         return self.start_ms >= MICROS_FROM_MS
 
 
-def _month_start(ms: int) -> int:
-    d = datetime.fromtimestamp(ms / 1000, UTC)
-    return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp() * 1000)
-
-
 def plan_files(
     symbol: str, interval: Interval, start_ms: int, end_ms: int, now_ms: int
 ) -> list[ArchiveFile]:
@@ -134,7 +129,7 @@ def plan_files(
     that is not, from its daily file. Intervals above a day have no daily files.
     """
     files: list[ArchiveFile] = []
-    month = _month_start(start_ms)
+    month = Interval.MO1.floor(start_ms)
     while month < end_ms:
         monthly = ArchiveFile.of(
             symbol, interval, f"{datetime.fromtimestamp(month / 1000, UTC):%Y-%m}"
@@ -213,14 +208,13 @@ def parse_rows(file: ArchiveFile, text: IO[str]) -> Iterator[list[Any]]:
 class ArchiveKlines:
     """``klines_many`` from the bulk archives where closed periods allow, REST for the rest.
 
-    ``rest`` is a :class:`~cryptobot_core.exchange.rest.BinanceClient` (or anything with its
-    ``klines_many`` and ``server_time_ms``). Candles read from archives carry
+    ``rest`` is the REST client it falls back to (and asks for the exchange's time). Candles read from archives carry
     ``Source.ARCHIVE``; every value is what REST gives for the same candle.
     """
 
     def __init__(
         self,
-        rest: Any,
+        rest: BinanceClient,
         base_url: str = DEFAULT_ARCHIVE_URL,
         *,
         timeout_s: float = 60.0,
@@ -257,7 +251,7 @@ class ArchiveKlines:
 
     def server_time_ms(self) -> int:
         """The exchange's clock (through REST): it decides what is closed."""
-        return int(self.rest.server_time_ms())
+        return self.rest.server_time_ms()
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -380,31 +374,22 @@ class ArchiveKlines:
         return [[have[k] for k in sorted(have)] for have in found]
 
 
-def _missing_runs(
-    iv: Interval, lo: int, hi: int, have: dict[int, Candle]
-) -> Iterator[tuple[int, int]]:
+def _missing_runs(iv: Interval, lo: int, hi: int, have: dict[int, Candle]) -> list[tuple[int, int]]:
     """[start, end) runs of open times in [lo, hi) that ``have`` lacks."""
-    run: int | None = None
-    t = iv.floor(lo)
-    if t < lo:
-        t = iv.open_after(t)
-    while t < hi:
+    runs: list[tuple[int, int]] = []
+    for t in iv.opens_between(lo, hi):
         if t in have:
-            if run is not None:
-                yield run, t
-                run = None
-        elif run is None:
-            run = t
-        t = iv.open_after(t)
-    if run is not None:
-        yield run, hi
+            continue
+        if runs and runs[-1][1] == t:
+            runs[-1] = (runs[-1][0], iv.open_after(t))
+        else:
+            runs.append((t, iv.open_after(t)))
+    return runs
 
 
 @contextmanager
 def history_client(settings: Settings) -> Iterator[BinanceClient | ArchiveKlines]:
     """The klines client history uses: archives first, unless ``history_source`` is rest."""
-    from cryptobot_core.exchange.rest import BinanceClient
-
     with BinanceClient.from_settings(settings) as rest:
         if settings.history_source == "rest":
             yield rest

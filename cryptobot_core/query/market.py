@@ -366,7 +366,8 @@ class MarketQuery:
             self.require_symbol(symbol)
             assert start is not None
             return start, start
-        return self._window(collection, symbol, interval.ms, start, end, span, span)
+        newest = self._newest(collection, symbol, closed_only=True)
+        return self._window(newest, symbol, interval.ms, start, end, span, span)
 
     def _closed_horizon(
         self, collection: str, symbol: str, newest: Mapping[str, Any], step: int
@@ -395,7 +396,7 @@ class MarketQuery:
 
     def _window(
         self,
-        collection: str,
+        newest: Mapping[str, Any] | None,
         symbol: str,
         step: int,
         start: int | None,
@@ -408,9 +409,9 @@ class MarketQuery:
 
         A window longer than ``max_span`` is narrowed: its end to the newest stored data, then
         its start to ``max_span`` before that end. The caller reports the window it covered.
-        ``tail_end`` is where the 1m stream past history ends, when it does.
+        ``newest`` is the newest closed candle of the source, ``tail_end`` where the 1m stream
+        past history ends, when it does.
         """
-        newest = self._newest(collection, symbol, closed_only=collection != FEATURES_15M)
         if newest is None and tail_end is None:
             self.require_symbol(symbol)
             return None
@@ -435,12 +436,10 @@ class MarketQuery:
         collection = source_collection(interval)
         source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
         default_span = max(86_400_000, 30 * interval.ms)
-        tail = None
-        if collection == HISTORICAL_15M:
-            history_newest = self._newest(HISTORICAL_15M, symbol, closed_only=True)
-            tail = self._fresh_tail(symbol, history_newest)
+        newest = self._newest(collection, symbol, closed_only=True)
+        tail = self._fresh_tail(symbol, newest) if collection == HISTORICAL_15M else None
         window = self._window(
-            collection,
+            newest,
             symbol,
             interval.ms,
             start,
@@ -528,13 +527,11 @@ class MarketQuery:
         collection = parse_dataset(dataset)
         interval = Interval.M1 if collection == STREAMING_1M else Interval.M15
         step = interval.ms
-        window = self._window(
-            collection, symbol, step, start, end, 86_400_000, MAX_WINDOW_SLOTS * step
-        )
+        newest = self._newest(collection, symbol, closed_only=True)
+        window = self._window(newest, symbol, step, start, end, 86_400_000, MAX_WINDOW_SLOTS * step)
         if window is None:
             return GapReport(symbol, dataset, None, None, [])
         lo, hi = window
-        newest = self._newest(collection, symbol, closed_only=True)
         horizon = dt_to_ms(newest["open_time"]) + step if newest else lo
         docs = self._find(
             collection, symbol, lo, min(hi, horizon), closed_only=True, projection=OPEN_TIME_ONLY

@@ -1,11 +1,26 @@
 """Reuse the stream fixtures (per-test topics and groups); helpers of the daemon tests."""
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from cryptobot_core import services
 from cryptobot_core.store import HEARTBEATS
 from tests.core.stream.conftest import consumer_thread, stream_settings  # noqa: F401
+
+
+def start_daemon(workspace: Path, env: dict[str, str], cwd: Path) -> services.ManagedProcess:
+    """``dagster-daemon run`` on ``workspace`` as its own process, logging into ``cwd``."""
+    return services.ManagedProcess(
+        name="dagster-daemon",
+        argv=[str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)],
+        log_path=cwd / "daemon.log",
+        healthy=lambda: True,
+        env=env,
+        cwd=cwd,
+    ).start()
 
 
 def runs(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus) -> list[str]:

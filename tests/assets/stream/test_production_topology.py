@@ -24,7 +24,7 @@ from cryptobot_core import services
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
 from cryptobot_core.store import HISTORICAL_15M
-from tests.assets.stream.conftest import both_beating, heartbeat, relaunched, runs
+from tests.assets.stream.conftest import both_beating, heartbeat, relaunched, runs, start_daemon
 from tests.core.stream.conftest import subprocess_env, wait_until
 from tests.fixtures.postgres import Postgres
 
@@ -84,14 +84,7 @@ def test_webserver_and_daemon_on_postgres_backfill_and_supervise_the_stream(
         cwd=tmp_path,
         startup_timeout=180,
     ).start()
-    daemon = services.ManagedProcess(
-        name="dagster-daemon",
-        argv=[str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        log_path=tmp_path / "daemon.log",
-        healthy=lambda: True,
-        env=env,
-        cwd=tmp_path,
-    ).start()
+    daemon = start_daemon(workspace, env, tmp_path)
     pids: set[int] = set()
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -16,13 +16,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from cryptobot_core import services
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import ms_to_dt
 from cryptobot_core.settings import Settings
 from cryptobot_core.simulator import SimClock, SimulatorServer, default_symbols
 from cryptobot_core.store import STREAMING_1M, CandleStore
-from tests.assets.stream.conftest import both_beating, heartbeat, relaunched, runs
+from tests.assets.stream.conftest import both_beating, heartbeat, relaunched, runs, start_daemon
 from tests.core.stream.conftest import subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
@@ -80,14 +79,7 @@ def test_daemon_relaunches_a_killed_consumer_run(
         capture_output=True,
         timeout=120,
     )
-    daemon = services.ManagedProcess(
-        name="dagster-daemon",
-        argv=[str(bin_dir / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
-        log_path=tmp_path / "daemon.log",
-        healthy=lambda: True,
-        env=env,
-        cwd=tmp_path,
-    ).start()
+    daemon = start_daemon(tmp_path / "workspace.yaml", env, tmp_path)
     pids: set[int] = set()
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
