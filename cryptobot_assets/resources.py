@@ -28,6 +28,7 @@ _PINNABLE = (
     "sim_port",
     "binance_rest_url",
     "history_start_date",
+    "history_intervals",
     "spark_master",
 )
 
@@ -47,6 +48,7 @@ class CryptobotSettingsResource(dg.ConfigurableResource):
     sim_port: int | None = None
     binance_rest_url: str | None = None
     history_start_date: str | None = None
+    history_intervals: str | None = None
     spark_master: str | None = None
 
     @classmethod
@@ -57,6 +59,8 @@ class CryptobotSettingsResource(dg.ConfigurableResource):
         for name in _PINNABLE:
             value = getattr(settings, name)
             if value is not None and value != defaults[name].default:
+                if isinstance(value, list):
+                    value = ",".join(str(v) for v in value)
                 pinned[name] = value if isinstance(value, (int, str)) else str(value)
         if settings.exchange != "auto":
             pinned["exchange"] = settings.exchange

@@ -1,8 +1,11 @@
-"""Historical 15-minute candles by UTC day: fetch, gap classification, writes and checks.
+"""Historical candles by UTC day, at any interval that tiles a day: fetch, gap
+classification, writes and checks.
 
-A *day partition* is (symbol, UTC day). It is complete when the store holds every 15m
-candle the exchange has for that day: 96, fewer only where the exchange itself returned
-none (an exchange outage), and those open times are recorded as gaps with their reason.
+A *day partition* is (symbol, UTC day) of one interval. It is complete when the store
+holds every candle the exchange has for that day (96 at 15m, 1,440 at 1m), fewer only
+where the exchange itself returned none (an exchange outage), and those open times are
+recorded as gaps with their reason. Each interval has its own collections
+(``historical_data_<interval>``) and its own asset (:func:`klines_asset_name`).
 Nothing here imports Dagster; the assets in ``cryptobot_assets.history`` are thin callers.
 """
 
@@ -25,12 +28,30 @@ from cryptobot_core.store.series import OPEN_TIME_ONLY
 
 log = logging.getLogger(__name__)
 
+# The interval the features and the fresh views build on; always kept (see Settings).
 INTERVAL = Interval.M15
 DAY_MS = 86_400_000
-CANDLES_PER_DAY = DAY_MS // INTERVAL.ms  # 96
-# One /klines page holds 1000 rows = 10.4 days of 15m candles: ranges of consecutive days
-# are fetched in 10-day pages, so a 180-day backfill is 18 requests per symbol, not 180.
+# Consecutive days of one symbol are asked for as one range of at most this many days,
+# which the client pages through concurrently (one /klines page is 1000 rows: 10.4 days of
+# 15m), so a 180-day 15m backfill is 18 requests per symbol, not 180.
 FETCH_CHUNK_DAYS = 10
+# A run holds at most about this many candles per symbol in memory (30 days of 1m).
+MAX_CANDLES_PER_RUN = 50_000
+
+
+def candles_per_day(interval: Interval) -> int:
+    """How many candles of ``interval`` a UTC day holds (96 at 15m)."""
+    return DAY_MS // interval.ms
+
+
+def klines_asset_name(interval: Interval) -> str:
+    """The Dagster asset of history at ``interval``: ``klines_15m``, ``klines_1h``, ..."""
+    return f"klines_{interval.value}"
+
+
+def max_days_per_run(interval: Interval) -> int:
+    """Day partitions of one symbol a run covers: 30, fewer where a day holds many candles."""
+    return max(1, min(30, MAX_CANDLES_PER_RUN // candles_per_day(interval)))
 
 
 class GapReason(StrEnum):
@@ -75,6 +96,7 @@ class HistoryBatch:
     """Every (symbol, day) of one run: what the klines asset hands to its IO manager."""
 
     days: tuple[DayFetch, ...]
+    interval: Interval = INTERVAL
 
     @property
     def candle_count(self) -> int:
@@ -94,7 +116,8 @@ class HistoryBatch:
         return {
             "partitions": len(self.days),
             "candles_fetched": self.candle_count,
-            "expected_candles": len(self.days) * CANDLES_PER_DAY,
+            "interval": self.interval.value,
+            "expected_candles": len(self.days) * candles_per_day(self.interval),
             "first_open_time": min(firsts).isoformat() if firsts else None,
             "last_open_time": max(lasts).isoformat() if lasts else None,
             "missing_candles": len(gaps),
@@ -134,14 +157,14 @@ def parse_day(value: str) -> date:
 
 
 def last_closed_day(now_ms: int) -> date:
-    """The newest UTC day whose every 15m candle has closed (yesterday, UTC)."""
+    """The newest UTC day whose every candle has closed (yesterday, UTC)."""
     return ms_to_dt(now_ms).date() - timedelta(days=1)
 
 
-def expected_open_times(day: date) -> list[int]:
-    """Open times (ms) of the 96 candles of ``day``."""
+def expected_open_times(day: date, interval: Interval = INTERVAL) -> list[int]:
+    """Open times (ms) of the candles of ``day`` (96 at 15m)."""
     start, end = day_bounds_ms(day)
-    return INTERVAL.opens_between(start, end)
+    return interval.opens_between(start, end)
 
 
 def ensure_day_closed(day: date, now_ms: int) -> None:
@@ -155,7 +178,13 @@ def ensure_day_closed(day: date, now_ms: int) -> None:
         )
 
 
-def classify_day(symbol: str, day: date, candles: Iterable[Candle], now_ms: int) -> DayFetch:
+def classify_day(
+    symbol: str,
+    day: date,
+    candles: Iterable[Candle],
+    now_ms: int,
+    interval: Interval = INTERVAL,
+) -> DayFetch:
     """Keep the day's closed candles (sorted, de-duplicated) and list what is missing and why."""
     start, end = day_bounds_ms(day)
     by_open: dict[int, Candle] = {}
@@ -169,7 +198,7 @@ def classify_day(symbol: str, day: date, candles: Iterable[Candle], now_ms: int)
         by_open[ms] = candle
     gaps = tuple(
         HistoryGap(symbol, ms_to_dt(ms), GapReason.EXCHANGE_OUTAGE)
-        for ms in expected_open_times(day)
+        for ms in expected_open_times(day, interval)
         if ms not in by_open
     )
     return DayFetch(symbol, day, tuple(by_open[k] for k in sorted(by_open)), gaps)
@@ -195,9 +224,11 @@ def fetch_days(
     partitions: Iterable[tuple[str, date]],
     now_ms: int,
     *,
+    interval: Interval = INTERVAL,
     max_workers: int = 4,
 ) -> HistoryBatch:
-    """Fetch the 15m candles of every (symbol, day), concurrently, and classify the gaps.
+    """Fetch the candles of every (symbol, day) at ``interval``, concurrently, and classify
+    the gaps.
 
     Consecutive days of one symbol are fetched as ranges the client pages through
     concurrently, so the request count grows with days / 10, not with days. Any exchange
@@ -213,7 +244,7 @@ def fetch_days(
         for first, last in _contiguous_chunks(days, FETCH_CHUNK_DAYS)
     ]
     requests = [
-        (symbol, INTERVAL, day_bounds_ms(first)[0], day_bounds_ms(last)[1])
+        (symbol, interval, day_bounds_ms(first)[0], day_bounds_ms(last)[1])
         for symbol, first, last in jobs
     ]
     results = (
@@ -224,19 +255,20 @@ def fetch_days(
         for candle in candles:
             by_symbol_day[(symbol, candle.open_time.date())].append(candle)
     days = tuple(
-        classify_day(symbol, day, by_symbol_day.get((symbol, day), []), now_ms)
+        classify_day(symbol, day, by_symbol_day.get((symbol, day), []), now_ms, interval)
         for symbol in sorted(wanted)
         for day in sorted(set(wanted[symbol]))
     )
-    return HistoryBatch(days)
+    return HistoryBatch(days, interval)
 
 
-def ensure_history_indexes(store: Store) -> None:
+def ensure_history_indexes(store: Store, intervals: Iterable[Interval] = (INTERVAL,)) -> None:
     """Unique (symbol, open_time) on the candles and on the gap records (idempotent)."""
-    store.history(INTERVAL).ensure_indexes()
-    # Exchange-side gaps are kept apart from the candles so the completeness check can tell
-    # "the exchange has none" from "we lost one".
-    store.history_gaps(INTERVAL).ensure_indexes()
+    for interval in intervals:
+        store.history(interval).ensure_indexes()
+        # Exchange-side gaps are kept apart from the candles so the completeness check can
+        # tell "the exchange has none" from "we lost one".
+        store.history_gaps(interval).ensure_indexes()
 
 
 def write_batch(store: Store, batch: HistoryBatch) -> HistoryWrite:
@@ -246,7 +278,7 @@ def write_batch(store: Store, batch: HistoryBatch) -> HistoryWrite:
     yet, so a re-run changes nothing. A gap the exchange has since filled is removed, a new one added, an old one kept.
     Needs :func:`ensure_history_indexes` once beforehand (the IO manager does it per run).
     """
-    candles, gaps = store.history(INTERVAL), store.history_gaps(INTERVAL)
+    candles, gaps = store.history(batch.interval), store.history_gaps(batch.interval)
     now = datetime.now(UTC)
     inserted = present = 0
     by_symbol: dict[str, list[DayFetch]] = defaultdict(list)
@@ -284,9 +316,11 @@ def _span(days: Sequence[date]) -> tuple[datetime, datetime]:
     return day_start(days[0]), day_start(days[-1]) + timedelta(days=1)
 
 
-def check_completeness(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
+def check_completeness(
+    store: Store, partitions: Iterable[tuple[str, date]], interval: Interval = INTERVAL
+) -> CheckOutcome:
     """Every expected candle of the partitions is stored or recorded as an exchange-side gap."""
-    candles, gap_records = store.history(INTERVAL), store.history_gaps(INTERVAL)
+    candles, gap_records = store.history(interval), store.history_gaps(interval)
     unexplained: list[str] = []
     expected = present = gaps = 0
     for symbol, days in _group_days(partitions).items():
@@ -294,7 +328,7 @@ def check_completeness(store: Store, partitions: Iterable[tuple[str, date]]) -> 
         have = {dt_to_ms(t) for t in candles.open_times(symbol, start, end)}
         gap_ms = {dt_to_ms(t) for t in gap_records.open_times(symbol, start, end)}
         for day in days:
-            for ms in expected_open_times(day):
+            for ms in expected_open_times(day, interval):
                 expected += 1
                 if ms in have:
                     present += 1
@@ -321,9 +355,11 @@ def check_completeness(store: Store, partitions: Iterable[tuple[str, date]]) -> 
     )
 
 
-def check_uniqueness(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
+def check_uniqueness(
+    store: Store, partitions: Iterable[tuple[str, date]], interval: Interval = INTERVAL
+) -> CheckOutcome:
     """No (symbol, open_time) is stored twice."""
-    candles = store.history(INTERVAL)
+    candles = store.history(interval)
     dupes: list[str] = []
     total = 0
     for symbol, days in _group_days(partitions).items():
@@ -340,7 +376,7 @@ def check_uniqueness(store: Store, partitions: Iterable[tuple[str, date]]) -> Ch
     return CheckOutcome(True, f"{total} documents, all (symbol, open_time) unique", details)
 
 
-def ohlc_problems(doc: dict[str, Any]) -> list[str]:
+def ohlc_problems(doc: dict[str, Any], interval: Interval = INTERVAL) -> list[str]:
     """What is wrong with one stored candle document (empty list = sane)."""
     problems: list[str] = []
     o, h, low, c = (stored_decimal(doc[name]) for name in ("open", "high", "low", "close"))
@@ -349,8 +385,8 @@ def ohlc_problems(doc: dict[str, Any]) -> list[str]:
     for name in VOLUME_FIELDS:
         if stored_decimal(doc[name]) < 0:
             problems.append(f"{name} is negative")
-    if dt_to_ms(doc["close_time"]) != INTERVAL.close_time(dt_to_ms(doc["open_time"])):
-        problems.append("close_time is not open_time + 15 min - 1 ms")
+    if dt_to_ms(doc["close_time"]) != interval.close_time(dt_to_ms(doc["open_time"])):
+        problems.append(f"close_time is not open_time + {interval.value} - 1 ms")
     return problems
 
 
@@ -383,16 +419,18 @@ _FEATURE_INPUT_FIELDS = {
 }
 
 
-def check_ohlc(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOutcome:
-    """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
-    candles = store.history(INTERVAL)
+def check_ohlc(
+    store: Store, partitions: Iterable[tuple[str, date]], interval: Interval = INTERVAL
+) -> CheckOutcome:
+    """low <= open, close <= high; volumes >= 0; close_time = open_time + interval - 1 ms."""
+    candles = store.history(interval)
     bad: list[str] = []
     total = 0
     for symbol, days in _group_days(partitions).items():
         start, end = _span(days)
         for doc in candles.range_docs(symbol, start, end, fields=_OHLC_FIELDS):
             total += 1
-            for problem in ohlc_problems(doc):
+            for problem in ohlc_problems(doc, interval):
                 bad.append(f"{symbol} {doc['open_time'].isoformat()}: {problem}")
     details = {"documents": total, "violations": len(bad), "violation_sample": bad[:50]}
     if bad:
@@ -400,19 +438,21 @@ def check_ohlc(store: Store, partitions: Iterable[tuple[str, date]]) -> CheckOut
     return CheckOutcome(True, f"{total} candles pass OHLC, volume and close_time rules", details)
 
 
-def check_freshness(store: Store, symbols: Iterable[str], now_ms: int) -> CheckOutcome:
+def check_freshness(
+    store: Store, symbols: Iterable[str], now_ms: int, interval: Interval = INTERVAL
+) -> CheckOutcome:
     """Every symbol has its latest closed day (yesterday UTC) stored or explained by gaps."""
     day = last_closed_day(now_ms)
     start, end = day_start(day), day_start(day) + timedelta(days=1)
     stale: list[str] = []
     latest: dict[str, str | None] = {}
-    candles, gap_records = store.history(INTERVAL), store.history_gaps(INTERVAL)
+    candles, gap_records = store.history(interval), store.history_gaps(interval)
     for symbol in sorted(set(symbols)):
         newest = candles.latest(symbol)
         latest[symbol] = newest.open_time.isoformat() if newest else None
         stored = len(candles.open_times(symbol, start, end))
         gaps = gap_records.count(symbol, start, end)
-        if stored == 0 or stored + gaps < CANDLES_PER_DAY:
+        if stored == 0 or stored + gaps < candles_per_day(interval):
             stale.append(symbol)
     details = {"latest_closed_day": day.isoformat(), "latest_open_time": latest, "stale": stale}
     if stale:

@@ -92,6 +92,11 @@ class Interval(StrEnum):
         """Binance close time: next open minus 1 ms."""
         return self.open_after(open_ms) - 1
 
+    @property
+    def divides_day(self) -> bool:
+        """True when a UTC day holds a whole number of these intervals (1s up to 1d)."""
+        return not self.is_calendar and _FIXED_MS["1d"] % self.ms == 0
+
     def opens_between(self, start_ms: int, end_ms: int) -> list[int]:
         """Open times of every interval whose open is in [start_ms, end_ms)."""
         t = self.floor(start_ms)
@@ -102,3 +107,8 @@ class Interval(StrEnum):
             out.append(t)
             t = self.open_after(t)
         return out
+
+
+# History is partitioned by UTC day, so it is kept at intervals that tile a day; coarser
+# ones (3d, 1w, 1M) are served resampled from these.
+HISTORY_INTERVALS = tuple(i for i in Interval if i.divides_day)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptobot_core.errors import ConfigError, CryptobotError
 from cryptobot_core.exchange.exchange_info import SYMBOL_RE
+from cryptobot_core.intervals import HISTORY_INTERVALS, Interval
 from cryptobot_core.universe import RULE_HELP, UniverseRule, parse_rule
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
     # Where closed history comes from: "archive" takes closed months and days from the bulk
     # archives (checksums verified, REST for whatever they lack); "rest" uses REST only.
     history_source: Literal["archive", "rest"] = "archive"
+    # Intervals kept as history, one asset each (klines_15m, klines_1h, ...); 15m always,
+    # since the features, the 1m/15m reconciliation and the API's fresh views build on it.
+    history_intervals: Annotated[list[Interval], NoDecode] = [Interval.M15]
 
     # Compute.
     spark_master: str = "local[*]"
@@ -137,6 +141,32 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError(f"at least one symbol is required: use {RULE_HELP}")
         return value
+
+    @field_validator("history_intervals", mode="before")
+    @classmethod
+    def _history_intervals(cls, value: object) -> object:
+        value = _split_csv(value)
+        if not isinstance(value, list):
+            return value
+        allowed = ", ".join(i.value for i in HISTORY_INTERVALS)
+        parsed: list[Interval] = []
+        for item in value:
+            try:
+                interval = Interval(item)
+            except ValueError:
+                raise ValueError(f"invalid interval {item!r}; allowed: {allowed}") from None
+            if interval not in HISTORY_INTERVALS:
+                raise ValueError(
+                    f"{interval.value} cannot be kept as history, which is partitioned by UTC "
+                    f"day; allowed: {allowed} (the API resamples coarser ones from these)"
+                )
+            parsed.append(interval)
+        if Interval.M15 not in parsed:
+            raise ValueError(
+                "must include 15m: the features, the reconciliation with the 1m stream and "
+                "the API's fresh views are built on it (e.g. 15m,1h)"
+            )
+        return sorted(set(parsed), key=lambda i: i.ms)
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod

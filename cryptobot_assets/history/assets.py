@@ -1,9 +1,10 @@
-"""History assets: 15m candles per (UTC day, symbol) and their PySpark features per day."""
+"""History assets: candles per (UTC day, symbol), one asset per interval, and the PySpark
+features of the 15m candles per day."""
 
 import warnings
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ParamSpec
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
@@ -19,17 +20,24 @@ from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.exchange.archive import ArchiveKlines
 from cryptobot_core.features import compute_features, feature_documents, require_java
-from cryptobot_core.history import INTERVAL, HistoryBatch, fetch_days
+from cryptobot_core.history import (
+    INTERVAL,
+    HistoryBatch,
+    fetch_days,
+    klines_asset_name,
+    max_days_per_run,
+)
+from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import Settings
-from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M
+from cryptobot_core.store import FEATURES_15M, history_collection
 
 # Every exchange-bound step takes a slot in this Dagster concurrency pool, so however many
 # backfill runs are queued only `limit` of them call the exchange at once.
 EXCHANGE_POOL = "binance_rest"
-# A klines run covers at most this many day partitions of one symbol: 180 days x 2 symbols
-# is 12 runs instead of 360, each a few paged requests (10 days per /klines page).
-MAX_DAYS_PER_RUN = 30
-KLINES_KEY = dg.AssetKey("klines_15m")
+# A klines_15m run covers at most this many day partitions of one symbol: 180 days x 2
+# symbols is 12 runs instead of 360, each a few paged requests (10 days per /klines page).
+MAX_DAYS_PER_RUN = max_days_per_run(INTERVAL)
+KLINES_KEY = dg.AssetKey(klines_asset_name(INTERVAL))
 FEATURES_AUTOMATION = dg.AutomationCondition.eager().without(
     dg.AutomationCondition.in_latest_time_window()
 )
@@ -54,38 +62,54 @@ def _json_safe(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _quietly(
-    build: Callable[[Settings], dg.AssetsDefinition],
-) -> Callable[[Settings], dg.AssetsDefinition]:
+def klines_key(interval: Interval) -> dg.AssetKey:
+    """The asset key of history at ``interval`` (``klines_15m`` for the default)."""
+    return dg.AssetKey(klines_asset_name(interval))
+
+
+def klines_keys(settings: Settings) -> list[dg.AssetKey]:
+    """The klines assets of every configured history interval."""
+    return [klines_key(i) for i in settings.history_intervals]
+
+
+P = ParamSpec("P")
+
+
+def _quietly(build: Callable[P, dg.AssetsDefinition]) -> Callable[P, dg.AssetsDefinition]:
     """Build without Dagster's beta warnings (backfill_policy, partition mappings): chosen on purpose."""
 
-    def wrapped(settings: Settings) -> dg.AssetsDefinition:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> dg.AssetsDefinition:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=dg.BetaWarning)
-            return build(settings)
+            return build(*args, **kwargs)
 
     wrapped.__doc__ = build.__doc__
     return wrapped
 
 
 @_quietly
-def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
-    """The ``klines_15m`` asset over (date, symbol) partitions starting at settings.start_date."""
+def build_klines_asset(settings: Settings, interval: Interval = INTERVAL) -> dg.AssetsDefinition:
+    """The ``klines_<interval>`` asset over (date, symbol) partitions from settings.start_date."""
+    name = klines_asset_name(interval)
+    collection = history_collection(interval)
 
     @dg.asset(
-        name=KLINES_KEY.path[-1],
+        name=name,
         partitions_def=history_partitions(settings),
         pool=EXCHANGE_POOL,
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
+        backfill_policy=dg.BackfillPolicy.multi_run(
+            max_partitions_per_run=max_days_per_run(interval)
+        ),
         io_manager_key="mongo_io_manager",
         group_name="history",
         kinds={"python", "mongodb"},
-        metadata={"collection": HISTORICAL_15M, "interval": INTERVAL.value},
+        metadata={"collection": collection, "interval": interval.value},
+        description=f"Binance {interval.value} candles of one UTC day per symbol, stored in "
+        f"{collection}.",
     )
-    def klines_15m(
+    def klines(
         context: dg.AssetExecutionContext, config: CryptobotSettingsResource
     ) -> dg.Output[HistoryBatch]:
-        """Binance 15-minute candles of one UTC day per symbol, stored in historical_data_15m."""
         partitions = split_keys(context.partition_keys)
         what = _describe(partitions)
         try:
@@ -93,19 +117,20 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
                 # The exchange's clock decides what is closed: the still-open candle is never
                 # stored.
                 now_ms = client.server_time_ms()
-                batch = fetch_days(client, partitions, now_ms)
+                batch = fetch_days(client, partitions, now_ms, interval=interval)
                 source = client.report.summary() if isinstance(client, ArchiveKlines) else {}
         except CryptobotError as exc:
             # Nothing was written: the run fails as a whole and a re-run fetches it all again.
             raise dg.Failure(
-                description=f"klines_15m {what}: {exc}",
+                description=f"{name} {what}: {exc}",
                 metadata={"partitions": len(partitions)},
             ) from None
         summary = {**batch.summary(), **source}
         for miss in source.get("archive_fallback_list", [])[:20]:
             context.log.warning("archive file not used, REST instead: %s", miss["reason"])
         context.log.info(
-            "klines_15m %s: %d candles fetched for %d partitions, %d missing on the exchange",
+            "%s %s: %d candles fetched for %d partitions, %d missing on the exchange",
+            name,
             what,
             batch.candle_count,
             len(partitions),
@@ -113,14 +138,15 @@ def build_klines_asset(settings: Settings) -> dg.AssetsDefinition:
         )
         for gap in batch.gaps[:20]:
             context.log.warning(
-                "exchange has no 15m candle for %s at %s (%s)",
+                "exchange has no %s candle for %s at %s (%s)",
+                interval.value,
                 gap.symbol,
                 gap.open_time.isoformat(),
                 gap.reason,
             )
         return dg.Output(batch, metadata=_json_safe(summary))
 
-    return klines_15m
+    return klines
 
 
 @_quietly

@@ -1,4 +1,4 @@
-"""Data-quality checks on ``klines_15m``: completeness, uniqueness, OHLC sanity, freshness.
+"""Data-quality checks on every klines asset: completeness, uniqueness, OHLC sanity, freshness.
 
 Run in the same run as a materialization, a check covers that run's partitions; run on its
 own (from the UI), it covers every materialized partition.
@@ -11,26 +11,29 @@ from typing import Any
 
 import dagster as dg
 
-from cryptobot_assets.history.assets import KLINES_KEY
+from cryptobot_assets.history.assets import klines_key
 from cryptobot_assets.history.partitions import SYMBOLS_PARTITIONS_NAME, keys_of_run, split_keys
 from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.history import (
+    INTERVAL,
     CheckOutcome,
     check_completeness,
     check_freshness,
     check_ohlc,
     check_uniqueness,
 )
+from cryptobot_core.intervals import Interval
+from cryptobot_core.settings import Settings
 from cryptobot_core.store import Store
 
 
-def check_scope(context: dg.AssetCheckExecutionContext) -> list[tuple[str, date]]:
-    """The (symbol, day) partitions this check run should look at."""
+def check_scope(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> list[tuple[str, date]]:
+    """The (symbol, day) partitions of asset ``key`` this check run should look at."""
     in_run = keys_of_run(dict(context.run.tags))
     if in_run:
         return in_run
-    return split_keys(context.instance.get_materialized_partitions(KLINES_KEY))
+    return split_keys(context.instance.get_materialized_partitions(key))
 
 
 def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
@@ -57,46 +60,68 @@ def _run(
         raise dg.Failure(description=str(exc)) from None
 
 
-@dg.asset_check(asset=KLINES_KEY, name="completeness", blocking=False)
-def completeness(
-    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-) -> dg.AssetCheckResult:
-    """Every expected 15m candle is stored, or recorded as an exchange-side gap with its reason."""
-    scope = check_scope(context)
-    return _run(config, lambda store: check_completeness(store, scope))
+def build_history_checks(interval: Interval = INTERVAL) -> list[dg.AssetChecksDefinition]:
+    """The four checks of ``klines_<interval>``."""
+    key = klines_key(interval)
+    iv = interval.value
 
-
-@dg.asset_check(asset=KLINES_KEY, name="uniqueness")
-def uniqueness(
-    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-) -> dg.AssetCheckResult:
-    """No (symbol, open_time) is stored twice."""
-    scope = check_scope(context)
-    return _run(config, lambda store: check_uniqueness(store, scope))
-
-
-@dg.asset_check(asset=KLINES_KEY, name="ohlc_sanity")
-def ohlc_sanity(
-    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-) -> dg.AssetCheckResult:
-    """low <= open, close <= high; volumes >= 0; close_time = open_time + 15 min - 1 ms."""
-    scope = check_scope(context)
-    return _run(config, lambda store: check_ohlc(store, scope))
-
-
-@dg.asset_check(asset=KLINES_KEY, name="freshness")
-def freshness(
-    context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-) -> dg.AssetCheckResult:
-    """Yesterday (UTC), the latest closed day, is loaded for every symbol."""
-    symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
-    now_ms = int(time.time() * 1000)
-    # A warning, not an error: between 00:00 and the 00:15 daily update it is expected.
-    return _run(
-        config,
-        lambda store: check_freshness(store, symbols, now_ms),
-        dg.AssetCheckSeverity.WARN,
+    @dg.asset_check(
+        asset=key,
+        name="completeness",
+        blocking=False,
+        description=f"Every expected {iv} candle is stored, or recorded as an exchange-side "
+        "gap with its reason.",
     )
+    def completeness(
+        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+    ) -> dg.AssetCheckResult:
+        scope = check_scope(context, key)
+        return _run(config, lambda store: check_completeness(store, scope, interval))
+
+    @dg.asset_check(
+        asset=key, name="uniqueness", description="No (symbol, open_time) is stored twice."
+    )
+    def uniqueness(
+        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+    ) -> dg.AssetCheckResult:
+        scope = check_scope(context, key)
+        return _run(config, lambda store: check_uniqueness(store, scope, interval))
+
+    @dg.asset_check(
+        asset=key,
+        name="ohlc_sanity",
+        description=f"low <= open, close <= high; volumes >= 0; close_time = open_time + {iv} "
+        "- 1 ms.",
+    )
+    def ohlc_sanity(
+        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+    ) -> dg.AssetCheckResult:
+        scope = check_scope(context, key)
+        return _run(config, lambda store: check_ohlc(store, scope, interval))
+
+    @dg.asset_check(
+        asset=key,
+        name="freshness",
+        description="Yesterday (UTC), the latest closed day, is loaded for every symbol.",
+    )
+    def freshness(
+        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+    ) -> dg.AssetCheckResult:
+        symbols = context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+        now_ms = int(time.time() * 1000)
+        # A warning, not an error: between 00:00 and the 00:15 daily update it is expected.
+        return _run(
+            config,
+            lambda store: check_freshness(store, symbols, now_ms, interval),
+            dg.AssetCheckSeverity.WARN,
+        )
+
+    return [completeness, uniqueness, ohlc_sanity, freshness]
 
 
-history_checks = [completeness, uniqueness, ohlc_sanity, freshness]
+def history_checks_for(settings: Settings) -> list[dg.AssetChecksDefinition]:
+    """The checks of every configured history interval."""
+    return [check for i in settings.history_intervals for check in build_history_checks(i)]
+
+
+history_checks = build_history_checks(INTERVAL)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
-from cryptobot_assets.history.assets import build_features_asset, build_klines_asset
-from cryptobot_assets.history.checks import history_checks
+from cryptobot_assets.history.assets import (
+    build_features_asset,
+    build_klines_asset,
+    klines_keys,
+)
+from cryptobot_assets.history.checks import history_checks_for
 from cryptobot_assets.history.io_manager import MongoIOManager
-from cryptobot_assets.history.schedules import daily_history_update
+from cryptobot_assets.history.schedules import build_daily_schedule
 from cryptobot_assets.history.sensors import (
+    build_catch_up_sensor,
     features_automation_sensor,
-    history_catch_up_sensor,
     symbols_sensor,
 )
 from cryptobot_assets.resources import CryptobotSettingsResource
@@ -25,10 +29,17 @@ def build_defs(
     """The history assets, checks, jobs, schedules and sensors (``config``: the shared resource)."""
     config = config or CryptobotSettingsResource.from_settings(settings)
     return dg.Definitions(
-        assets=[build_klines_asset(settings), build_features_asset(settings)],
-        asset_checks=history_checks,
-        schedules=[daily_history_update],
-        sensors=[symbols_sensor, history_catch_up_sensor, features_automation_sensor],
+        assets=[
+            *(build_klines_asset(settings, i) for i in settings.history_intervals),
+            build_features_asset(settings),
+        ],
+        asset_checks=history_checks_for(settings),
+        schedules=[build_daily_schedule(klines_keys(settings))],
+        sensors=[
+            symbols_sensor,
+            build_catch_up_sensor(settings.history_intervals),
+            features_automation_sensor,
+        ],
         resources={
             "config": config,
             "mongo_io_manager": MongoIOManager(config=config),

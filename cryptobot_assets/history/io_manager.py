@@ -22,7 +22,7 @@ from cryptobot_core.history import (
     load_range,
     write_batch,
 )
-from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M
+from cryptobot_core.store import FEATURES_15M, history_collection
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class MongoIOManager(dg.ConfigurableIOManager):
         """Ensure the unique indexes once per run, before anything is written."""
         try:
             with self.config.open_store() as store:
-                ensure_history_indexes(store)
+                ensure_history_indexes(store, self.config.settings().history_intervals)
                 store.features.ensure_indexes()
         except CryptobotError as exc:
             raise dg.Failure(description=str(exc)) from None
@@ -70,7 +70,7 @@ class MongoIOManager(dg.ConfigurableIOManager):
                 if isinstance(obj, HistoryBatch):
                     res = write_batch(store, obj)
                     metadata: dict[str, Any] = {
-                        "collection": HISTORICAL_15M,
+                        "collection": history_collection(obj.interval),
                         "candles_written": res.inserted,
                         "candles_already_stored": res.unchanged,
                         "gaps_recorded": res.gaps_recorded,

@@ -1,10 +1,10 @@
 """Sensors: keep the symbol partitions in sync with settings; catch up missing days."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from cryptobot_assets.history.assets import FEATURES_KEY, KLINES_KEY, MAX_DAYS_PER_RUN
+from cryptobot_assets.history.assets import FEATURES_KEY, KLINES_KEY, klines_key, klines_keys
 from cryptobot_assets.history.partitions import (
     SYMBOLS_PARTITIONS_NAME,
     partition_key,
@@ -14,7 +14,13 @@ from cryptobot_assets.history.partitions import (
 from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.runs import ACTIVE_RUN_STATUSES
 from cryptobot_core.errors import CryptobotError
-from cryptobot_core.history import contiguous_ranges, missing_partitions
+from cryptobot_core.history import (
+    contiguous_ranges,
+    klines_asset_name,
+    max_days_per_run,
+    missing_partitions,
+)
+from cryptobot_core.intervals import Interval
 from cryptobot_core.universe import configured_symbols, current_symbols, refresh_daily
 
 CATCH_UP_TAG = "cryptobot/catch_up"
@@ -58,7 +64,8 @@ def symbols_sensor(
     # (`cryptobot backfill --symbols X`). Only leftovers without any materialization go.
     with_data = {
         part
-        for key in context.instance.get_materialized_partitions(KLINES_KEY)
+        for asset in klines_keys(settings)
+        for key in context.instance.get_materialized_partitions(asset)
         for part in str(key).split("|")
     }
     to_remove = sorted(s for s in current - set(wanted) if s not in with_data)
@@ -89,74 +96,99 @@ def symbols_sensor(
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
-@dg.sensor(
-    name="history_catch_up_sensor",
-    target=dg.AssetSelection.assets(KLINES_KEY),
-    # Every minute, so a fresh start catches up as soon as symbols_sensor has added the
-    # symbols; the day-stamped run keys keep one missing range from being asked twice a day.
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests every missing klines_15m partition from the start date to yesterday.",
-)
-def history_catch_up_sensor(
-    context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
-) -> list[dg.RunRequest] | dg.SkipReason:
-    """Catch up since the last successful extraction: one run per 30 missing days per symbol,
-    the newest ranges first.
+def build_catch_up_sensor(intervals: list[Interval] | None = None) -> dg.SensorDefinition:
+    """``history_catch_up_sensor`` over the klines assets of ``intervals`` (default 15m)."""
+    keys = {klines_key(i): i for i in intervals} if intervals else {KLINES_KEY: Interval.M15}
 
-    Run keys name the day of the request, so a missing range is asked for at most once a
-    day; a failed run is retried the next day or from the UI.
-    """
-    start = config.settings().start_date
-    today = datetime.now(UTC).date()
-    yesterday = today - timedelta(days=1)
-    # Only configured symbols are caught up; an ad-hoc symbol keeps what was backfilled.
-    settings = config.settings()
-    if settings.symbol_rule is None:
-        configured = set(settings.symbol_list)
-    else:
-        with config.open_store() as store:
-            configured = set(current_symbols(settings, store))
-    symbols = sorted(
-        s
-        for s in context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
-        if s in configured
+    @dg.sensor(
+        name="history_catch_up_sensor",
+        target=dg.AssetSelection.assets(*keys),
+        # Every minute, so a fresh start catches up as soon as symbols_sensor has added the
+        # symbols; the day-stamped run keys keep one missing range from being asked twice a
+        # day.
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests every missing partition of every klines asset from the start "
+        "date to yesterday.",
     )
-    if not symbols:
-        return dg.SkipReason("no symbol partitions yet (symbols_sensor adds them)")
-    if start > yesterday:
-        return dg.SkipReason(f"start date {start} is after yesterday: nothing to catch up")
-    active = context.instance.get_runs(
-        filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={CATCH_UP_TAG: "true"}), limit=1
-    )
-    if active:
-        return dg.SkipReason("catch-up runs are still queued or running")
-    done = context.instance.get_materialized_partitions(KLINES_KEY)
-    missing = missing_partitions(
-        symbols, start, yesterday, lambda s, d: str(partition_key(s, d)) in done
-    )
-    if not missing:
-        return dg.SkipReason(f"every partition from {start} to {yesterday} is materialized")
-    ranges = [
-        (first, last, symbol)
-        for symbol in symbols
-        for first, last in contiguous_ranges(
-            [d for s, d in missing if s == symbol], MAX_DAYS_PER_RUN
+    def history_catch_up_sensor(
+        context: dg.SensorEvaluationContext, config: CryptobotSettingsResource
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        """Catch up since the last successful extraction: per interval, one run per 30 missing
+        days per symbol (fewer for fine intervals), the newest ranges first.
+
+        Run keys name the day of the request, so a missing range is asked for at most once a
+        day; a failed run is retried the next day or from the UI.
+        """
+        settings = config.settings()
+        start = settings.start_date
+        today = datetime.now(UTC).date()
+        yesterday = today - timedelta(days=1)
+        # Only configured symbols are caught up; an ad-hoc symbol keeps what was backfilled.
+        if settings.symbol_rule is None:
+            configured = set(settings.symbol_list)
+        else:
+            with config.open_store() as store:
+                configured = set(current_symbols(settings, store))
+        symbols = sorted(
+            s
+            for s in context.instance.get_dynamic_partitions(SYMBOLS_PARTITIONS_NAME)
+            if s in configured
         )
-    ]
-    # Newest first: runs start in the order requested, so a newcomer's first chart shows
-    # this week, not the start date.
-    ranges.sort(key=lambda r: (-r[1].toordinal(), r[2]))
-    requests = [
-        dg.RunRequest(
-            run_key=f"catch-up:{today.isoformat()}:{symbol}:{first}:{last}",
-            asset_selection=[KLINES_KEY],
-            tags={**range_tags(symbol, first, last), CATCH_UP_TAG: "true"},
+        if not symbols:
+            return dg.SkipReason("no symbol partitions yet (symbols_sensor adds them)")
+        if start > yesterday:
+            return dg.SkipReason(f"start date {start} is after yesterday: nothing to catch up")
+        active = context.instance.get_runs(
+            filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={CATCH_UP_TAG: "true"}),
+            limit=1,
         )
-        for first, last, symbol in ranges
-    ]
-    context.log.info(f"catch-up: {len(missing)} missing partitions in {len(requests)} runs")
-    return requests
+        if active:
+            return dg.SkipReason("catch-up runs are still queued or running")
+        ranges: list[tuple[date, date, str, Interval]] = []
+        missing_count = 0
+        for key, interval in keys.items():
+            done = context.instance.get_materialized_partitions(key)
+            missing = missing_partitions(
+                symbols,
+                start,
+                yesterday,
+                lambda s, d, done=done: str(partition_key(s, d)) in done,  # type: ignore[misc]
+            )
+            missing_count += len(missing)
+            ranges += [
+                (first, last, symbol, interval)
+                for symbol in symbols
+                for first, last in contiguous_ranges(
+                    [d for s, d in missing if s == symbol], max_days_per_run(interval)
+                )
+            ]
+        if not ranges:
+            return dg.SkipReason(f"every partition from {start} to {yesterday} is materialized")
+        # Newest first: runs start in the order requested, so a newcomer's first chart shows
+        # this week, not the start date; the default interval first within a day.
+        ranges.sort(key=lambda r: (-r[1].toordinal(), r[3] is not Interval.M15, r[2], r[3].ms))
+        requests = [
+            dg.RunRequest(
+                run_key=_run_key(today, interval, symbol, first, last),
+                asset_selection=[klines_key(interval)],
+                tags={**range_tags(symbol, first, last), CATCH_UP_TAG: "true"},
+            )
+            for first, last, symbol, interval in ranges
+        ]
+        context.log.info(f"catch-up: {missing_count} missing partitions in {len(requests)} runs")
+        return requests
+
+    return history_catch_up_sensor
+
+
+def _run_key(today: date, interval: Interval, symbol: str, first: date, last: date) -> str:
+    # The 15m key keeps its original form, so an upgrade does not ask for a range twice.
+    asset = "" if interval is Interval.M15 else f"{klines_asset_name(interval)}:"
+    return f"catch-up:{today.isoformat()}:{asset}{symbol}:{first}:{last}"
+
+
+history_catch_up_sensor = build_catch_up_sensor()
 
 
 # Features follow the candles: this evaluates candle_features_15m's automation condition.

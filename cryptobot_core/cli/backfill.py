@@ -11,11 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cryptobot_core.dagster_client import BackfillStatus, DagsterClient, DagsterError
 from cryptobot_core.errors import InvalidSymbolError, ValidationError
 from cryptobot_core.exchange.exchange_info import SYMBOL_RE
-from cryptobot_core.history import plan_backfill
+from cryptobot_core.history import INTERVAL, klines_asset_name, plan_backfill
+from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import get_settings
 from cryptobot_core.universe import configured_symbols
 
-KLINES_ASSET = "klines_15m"
 SYMBOLS_PARTITIONS = "symbols"
 UNREACHABLE_GIVE_UP_S = 60.0
 
@@ -32,12 +32,30 @@ def _symbols(raw: str | None, default: list[str]) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
+def _interval(raw: str, configured: list[Interval]) -> Interval:
+    """The --interval asked for, among the configured history intervals."""
+    names = ", ".join(i.value for i in configured)
+    interval = Interval.parse(raw)
+    if interval not in configured:
+        raise ValidationError(
+            f"--interval {interval.value} is not a history interval here (configured: {names}); "
+            f"add it to CRYPTOBOT_HISTORY_INTERVALS (e.g. {names},{interval.value}) and restart "
+            "Dagster, so its asset exists"
+        )
+    return interval
+
+
 def backfill(
     days: int = typer.Option(
         ..., "--days", min=1, help="How many finished UTC days to load, ending yesterday."
     ),
     symbols: str | None = typer.Option(
         None, "--symbols", help="Comma-separated symbols (default: CRYPTOBOT_SYMBOLS)."
+    ),
+    interval: str = typer.Option(
+        INTERVAL.value,
+        "--interval",
+        help="History interval, one of CRYPTOBOT_HISTORY_INTERVALS (default 15m).",
     ),
     dagster_url: str | None = typer.Option(
         None, "--dagster-url", help="Dagster webserver (default: CRYPTOBOT_DAGSTER_URL)."
@@ -49,6 +67,7 @@ def backfill(
     from cryptobot_core.exchange import BinanceClient
 
     settings = get_settings()
+    asset = klines_asset_name(_interval(interval, settings.history_intervals))
     wanted = _symbols(symbols, [] if symbols else configured_symbols(settings))
     plan = plan_backfill(
         wanted, days, today=datetime.now(UTC).date(), start_date=settings.start_date
@@ -62,20 +81,20 @@ def backfill(
         raise InvalidSymbolError(first, f"not backfilled ({details})")
     keys = [f"{day.isoformat()}|{symbol}" for symbol, day in plan]
     with DagsterClient(dagster_url or settings.dagster_url) as dagster:
-        dagster.add_dynamic_partitions(KLINES_ASSET, SYMBOLS_PARTITIONS, wanted)
+        dagster.add_dynamic_partitions(asset, SYMBOLS_PARTITIONS, wanted)
         backfill_id = dagster.launch_backfill(
-            [KLINES_ASSET],
+            [asset],
             keys,
-            title=f"cryptobot backfill --days {days}",
+            title=f"cryptobot backfill --days {days} --interval {interval}",
             tags={"cryptobot/trigger": "cli"},
         )
         typer.echo(
-            f"backfill {backfill_id}: {len(keys)} partitions ({', '.join(wanted)}, "
+            f"backfill {backfill_id}: {len(keys)} partitions of {asset} ({', '.join(wanted)}, "
             f"{plan[0][1]}..{plan[-1][1]}); watch it at {dagster.url}/runs/b/{backfill_id}"
         )
         if not wait:
             return
-        status = _follow(dagster, backfill_id, len(keys), poll_s)
+        status = _follow(dagster, backfill_id, asset, len(keys), poll_s)
     if not status.succeeded:
         typer.secho(
             f"backfill {backfill_id} ended {status.status}: {status.materialized} materialized, "
@@ -88,10 +107,12 @@ def backfill(
     typer.echo(f"backfill {backfill_id} done: {status.materialized} partitions materialized")
 
 
-def _follow(dagster: DagsterClient, backfill_id: str, total: int, poll_s: float) -> BackfillStatus:
+def _follow(
+    dagster: DagsterClient, backfill_id: str, asset: str, total: int, poll_s: float
+) -> BackfillStatus:
     """Poll the backfill and draw a progress bar until it ends."""
     columns = (
-        TextColumn("[bold]klines_15m"),
+        TextColumn(f"[bold]{asset}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[state]}"),

@@ -13,10 +13,10 @@ from pymongo.database import Database
 
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.history import (
-    CANDLES_PER_DAY,
     INTERVAL,
     GapReason,
     HistoryBatch,
+    candles_per_day,
     check_completeness,
     check_freshness,
     check_ohlc,
@@ -33,6 +33,7 @@ from cryptobot_core.history import (
     ohlc_problems,
     write_batch,
 )
+from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, ms_to_dt
 from cryptobot_core.store import HISTORICAL_15M, HISTORY_GAPS_15M, Store, candle_document
 
@@ -86,7 +87,7 @@ class RecordingClient:
 def test_a_day_has_96_expected_open_times_on_the_quarter_hours() -> None:
     times = expected_open_times(DAY)
     start, end = day_bounds_ms(DAY)
-    assert len(times) == CANDLES_PER_DAY == 96
+    assert len(times) == candles_per_day(Interval.M15) == 96
     assert times[0] == start and times[-1] == end - 15 * 60_000
     assert all(b - a == 15 * 60_000 for a, b in zip(times, times[1:], strict=False))
 
@@ -174,7 +175,7 @@ def test_ohlc_problems_names_each_violation() -> None:
     problems = ohlc_problems(bad)
     assert any("low" in p and "high" in p for p in problems)
     assert "volume is negative" in problems
-    assert "close_time is not open_time + 15 min - 1 ms" in problems
+    assert "close_time is not open_time + 15m - 1 ms" in problems
 
 
 # --- against the real store ---------------------------------------------------------

@@ -86,3 +86,13 @@ def test_an_unreachable_dagster_is_named_in_the_error(cli_env: dict[str, str]) -
     assert result.exit_code != 0
     message = str(result.exception)
     assert "Dagster webserver at http://127.0.0.1:" in message and "not reachable" in message
+
+
+def test_an_interval_that_is_not_kept_as_history_is_refused(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["backfill", "--days", "1", "--interval", "1h"])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "--interval 1h is not a history interval here (configured: 15m)" in message
+    assert "CRYPTOBOT_HISTORY_INTERVALS (e.g. 15m,1h)" in message
+    result = CliRunner().invoke(app, ["backfill", "--days", "1", "--interval", "2x"])
+    assert "invalid interval '2x'; allowed: 1s, 1m" in str(result.exception)

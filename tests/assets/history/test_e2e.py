@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 
 from cryptobot_core.cli import app
 from cryptobot_core.dagster_client import DagsterClient
+from cryptobot_core.intervals import Interval
 from cryptobot_core.services import ManagedProcess, free_port
 from cryptobot_core.settings import get_settings
 from cryptobot_core.simulator import SimClock, SimulatorServer
-from cryptobot_core.store import HISTORICAL_15M
+from cryptobot_core.store import HISTORICAL_15M, candle_from_document, history_collection
 from tests.assets.history.conftest import TODAY
 from tests.fixtures.simulator import MakeSimulator
 
@@ -62,6 +63,7 @@ def stack(
         "CRYPTOBOT_SIM_HOST": "127.0.0.1",
         "CRYPTOBOT_SIM_PORT": str(sim.port),
         "CRYPTOBOT_SYMBOLS": "BTCUSDT,ETHUSDT",
+        "CRYPTOBOT_HISTORY_INTERVALS": "15m,1h",
         # A short history keeps the automatic catch-up (which also starts) small.
         "CRYPTOBOT_HISTORY_START_DATE": (TODAY - timedelta(days=2)).isoformat(),
         "CRYPTOBOT_DAGSTER_URL": f"http://127.0.0.1:{port}",
@@ -123,3 +125,26 @@ def test_cli_backfill_through_dagster_fills_the_collection(
         )
     stats = data["assetNodeOrError"]["partitionStats"]
     assert stats["numMaterialized"] == stats["numPartitions"] == 4
+    # Another history interval, its own asset and collection, from the same command.
+    result = CliRunner().invoke(
+        app, ["backfill", "--days", "1", "--interval", "1h", "--symbols", "ETHUSDT", "--poll", "2"]
+    )
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "partitions of klines_1h" in result.output
+    sim: SimulatorServer = stack["sim"]
+    yesterday = TODAY - timedelta(days=1)
+    lo = int(datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=UTC).timestamp())
+    want = sim.market.klines("ETHUSDT", Interval.H1, lo * 1000, (lo + 86_400) * 1000 - 1, 100)
+    client = MongoClient(mongo_uri, tz_aware=True)
+    try:
+        coll = client[stack["db"]][history_collection(Interval.H1)]
+        start = datetime.fromtimestamp(lo, UTC)
+        stored = list(
+            coll.find({"symbol": "ETHUSDT", "open_time": {"$gte": start}}).sort("open_time", 1)
+        )
+    finally:
+        client.close()
+    assert [candle_from_document(d).to_rest_row() for d in stored] == [
+        c.to_rest_row() for c in want
+    ]
+    assert len(want) == 24
