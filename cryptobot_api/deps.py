@@ -11,7 +11,6 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.query import (
     EPOCH_MS_PATTERN,
     MAX_LIMIT,
-    SERVED_INTERVALS,
     MarketQuery,
     parse_interval,
     parse_time,
@@ -33,7 +32,6 @@ TIME_SCHEMA = {
         {"type": "string", "maxLength": 0},
     ]
 }
-_INTERVAL_NAMES = [i.value for i in SERVED_INTERVALS]
 
 
 def get_settings(request: Request) -> Settings:
@@ -91,18 +89,20 @@ def end_param(
 
 
 def interval_param(
+    query: Annotated[MarketQuery, Depends(get_query)],
     interval: Annotated[
         str,
         Query(
-            description="candle interval; 1m from the stream and 15m from history as "
-            "stored, 3m and 5m resampled from the 1m stream, the rest from 15m history (and "
-            "the 1m stream past its end)",
-            json_schema_extra={"enum": _INTERVAL_NAMES},
+            description="candle interval; 1m from the stream and the history intervals kept "
+            "(15m by default, CRYPTOBOT_HISTORY_INTERVALS) as stored, the others resampled "
+            "from the coarsest of those that divides them (3m and 5m from the 1m stream with "
+            "the default history); history continues with the 1m stream past its end. 1s is "
+            "served only when kept as history",
         ),
     ] = "15m",
 ) -> Interval:
-    """``interval`` among the served ones."""
-    return parse_interval(interval)
+    """``interval`` among the ones served here."""
+    return parse_interval(interval, query.served)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -70,6 +72,34 @@ class SettingsCORS:
         await self._cors(scope, receive, send)
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, its interval and dataset parameters listing what this deployment serves.
+
+    Those depend on the history intervals kept, which are known once the app has started.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    query: MarketQuery | None = getattr(app.state, "query", None)
+    if query is None:
+        return schema
+    served = [i.value for i in query.served]
+    latest = [i.value for i in query.latest_intervals()]
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            for param in operation.get("parameters", []):
+                if param.get("in") != "query":
+                    continue
+                if param["name"] == "interval":
+                    param["schema"]["enum"] = latest if path.endswith("/latest") else served
+                elif param["name"] == "dataset":
+                    param["schema"]["enum"] = list(query.datasets)
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the store client is created in the lifespan, never at import."""
 
@@ -81,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(resolved)
         app.state.settings = resolved
         app.state.stream_clients = Clients(resolved.api_stream_max_clients)
-        app.state.query = MarketQuery(store)
+        app.state.query = MarketQuery.for_settings(store, resolved)
         log.info("API reading %s at %s", resolved.database, redact(resolved.effective_mongo_uri))
         try:
             yield
@@ -95,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = ApiMetrics()
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     for router in (
         health.router,

@@ -209,7 +209,7 @@ def run_checks(
     failing: list[tuple[str, CheckFn]] = []
     final: dict[str, CheckResult] = {}
     with open_store(target.settings, timeout_ms=timeout_ms) as store:
-        query = MarketQuery(store)
+        query = MarketQuery.for_settings(store, target.settings)
         while True:
             failing = []
             for check in pending:

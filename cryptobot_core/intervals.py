@@ -88,6 +88,25 @@ class Interval(StrEnum):
             return open_ms + days * 1440 * MINUTE_MS
         return open_ms + self.ms
 
+    @property
+    def max_ms(self) -> int:
+        """The longest one of these lasts, in ms (31 days for 1M): a bound for sizing work."""
+        return 31 * 1440 * MINUTE_MS if self.is_calendar else self.ms
+
+    def shift(self, open_ms: int, n: int) -> int:
+        """Open time ``n`` intervals after (before, if negative) the one opening at ``open_ms``."""
+        if not self.is_calendar:
+            return open_ms + n * self.ms
+        d = datetime.fromtimestamp(open_ms / 1000, UTC)
+        months = d.year * 12 + d.month - 1 + n
+        return int(datetime(months // 12, months % 12 + 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+    def divides(self, whole: Interval) -> bool:
+        """True when every ``whole`` interval is made of whole intervals of this one."""
+        if whole.is_calendar:
+            return self.divides_day
+        return not self.is_calendar and whole.ms % self.ms == 0
+
     def close_time(self, open_ms: int) -> int:
         """Binance close time: next open minus 1 ms."""
         return self.open_after(open_ms) - 1

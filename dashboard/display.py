@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,11 +12,12 @@ import numpy.typing as npt
 
 from dashboard.models import Stats
 
-# The intervals the charts offer, finest first, with their length: those the API serves
-# from history (and 1m from the stream). 3m and 5m are left out: the API builds them from
-# the 1m stream only, so a range older than the stream would come back empty.
-INTERVALS: dict[str, timedelta] = {
+# Every fixed-length Binance interval, finest first, with its length.
+ALL_INTERVALS: dict[str, timedelta] = {
+    "1s": timedelta(seconds=1),
     "1m": timedelta(minutes=1),
+    "3m": timedelta(minutes=3),
+    "5m": timedelta(minutes=5),
     "15m": timedelta(minutes=15),
     "30m": timedelta(minutes=30),
     "1h": timedelta(hours=1),
@@ -29,6 +30,32 @@ INTERVALS: dict[str, timedelta] = {
     "3d": timedelta(days=3),
     "1w": timedelta(weeks=1),
 }
+
+
+# A 1m history is listed under its collection's name ("1m" is the stream).
+HISTORY_1M = "historical_data_1m"
+
+
+def offered_intervals(datasets: Iterable[str]) -> dict[str, timedelta]:
+    """The intervals the charts offer, given the datasets /symbols lists as stored.
+
+    1m always (the live stream), and every interval the API builds from stored history: a
+    multiple of a history interval. With the default 15m history that is 15m to 1w; 3m and
+    5m only when 1m history is kept, since from the stream alone an old range is empty.
+    """
+    names = set(datasets)
+    kept = {ALL_INTERVALS[d] for d in names if d in ALL_INTERVALS and d != "1m"}
+    if HISTORY_1M in names:
+        kept.add(ALL_INTERVALS["1m"])
+    return {
+        name: step
+        for name, step in ALL_INTERVALS.items()
+        if name == "1m" or any(step % unit == timedelta(0) for unit in kept)
+    }
+
+
+# What the charts offer with the default history (15m).
+INTERVALS: dict[str, timedelta] = offered_intervals(["15m"])
 # The historical page opens on the last week: 672 15m candles, all of them drawn.
 DEFAULT_DAYS = 7
 # At most this many candles per chart. A chart is ~1300 px wide, so more than ~650 are
@@ -42,15 +69,20 @@ _QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", 
 
 def points(interval: str, span: timedelta) -> int:
     """How many candles of ``interval`` a span of time holds (rounded up)."""
-    step = INTERVALS[interval]
+    step = ALL_INTERVALS[interval]
     return -(-span // step)
 
 
-def choose_interval(requested: str, span: timedelta, max_points: int = MAX_POINTS) -> str:
-    """The requested interval, or the finest coarser one that keeps the chart readable."""
-    if requested not in INTERVALS:
-        raise ValueError(f"unknown interval {requested!r}; allowed: {', '.join(INTERVALS)}")
-    names = list(INTERVALS)
+def choose_interval(
+    requested: str,
+    span: timedelta,
+    max_points: int = MAX_POINTS,
+    offered: Mapping[str, timedelta] = INTERVALS,
+) -> str:
+    """The requested interval, or the finest coarser offered one that keeps the chart readable."""
+    if requested not in offered:
+        raise ValueError(f"unknown interval {requested!r}; allowed: {', '.join(offered)}")
+    names = list(offered)
     for name in names[names.index(requested) :]:
         if points(name, span) <= max_points:
             return name
@@ -63,7 +95,7 @@ _WEEK_ORIGIN_MS = 4 * 86_400_000
 
 def bucket_open_ms(time_ms: npt.NDArray[np.int64], interval: str) -> npt.NDArray[np.int64]:
     """The open time (epoch ms) of the ``interval`` candle each time falls in."""
-    step = INTERVALS[interval] // timedelta(milliseconds=1)
+    step = ALL_INTERVALS[interval] // timedelta(milliseconds=1)
     origin = _WEEK_ORIGIN_MS if interval == "1w" else 0
     return (time_ms - origin) // step * step + origin
 

@@ -71,10 +71,12 @@ def get_gaps(
     dataset: Annotated[
         str,
         Query(
-            description="1m (stream) or 15m (history)", json_schema_extra={"enum": ["1m", "15m"]}
+            description="1m (the stream), 15m or another history interval kept "
+            "(CRYPTOBOT_HISTORY_INTERVALS); GET /symbols lists the datasets with data",
+            examples=["1m", "15m"],
         ),
     ] = "1m",
 ) -> CoreJSONResponse:
     """Runs of missing closed candles in [start, end) (default: the last 24 h of data)."""
-    parse_dataset(dataset)
+    parse_dataset(dataset, query.datasets)
     return CoreJSONResponse(gaps_body(query.gaps(symbol, dataset, start=start, end=end)))

@@ -151,10 +151,12 @@ def get_latest(
     interval: Annotated[
         str,
         Query(
-            description="1m (stream) or 15m (history)", json_schema_extra={"enum": ["1m", "15m"]}
+            description="1m (the stream), 15m or another history interval kept "
+            "(CRYPTOBOT_HISTORY_INTERVALS)",
+            examples=["1m", "15m"],
         ),
     ] = "1m",
 ) -> CoreJSONResponse:
     """The newest stored candle, open or closed (see ``is_closed``)."""
-    parsed = parse_interval(interval, (Interval.M1, Interval.M15))
+    parsed = parse_interval(interval, query.latest_intervals())
     return CoreJSONResponse(latest_body(query.latest(symbol, parsed)))

@@ -12,6 +12,7 @@ from cryptobot_core.exchange.exchange_info import normalize_symbol
 from cryptobot_core.export import FORMATS, Format, export
 from cryptobot_core.models import dt_to_ms
 from cryptobot_core.query import MarketQuery, parse_interval, parse_time
+from cryptobot_core.query.params import served_intervals
 from cryptobot_core.settings import get_settings
 from cryptobot_core.store import open_store
 from cryptobot_core.universe import current_symbols
@@ -39,7 +40,7 @@ def export_command(
     if fmt not in FORMATS:
         raise ValidationError(f"invalid --format {fmt!r}; allowed: {', '.join(FORMATS)}")
     settings = get_settings()
-    parsed = parse_interval(interval)
+    parsed = parse_interval(interval, served_intervals(settings.history_intervals))
     start_ms = parse_time(start, "--start")
     end_ms = parse_time(end, "--end") or dt_to_ms(datetime.now(UTC))
     assert start_ms is not None  # a required option
@@ -48,7 +49,8 @@ def export_command(
     with open_store(settings.read_only()) as store:
         raw = symbols.split(",") if symbols else current_symbols(settings, store)
         wanted = [normalize_symbol(s.strip()) for s in raw if s.strip()]
-        files = export(MarketQuery(store), wanted, parsed, start_ms, end_ms, _format(fmt), out)
+        query = MarketQuery.for_settings(store, settings)
+        files = export(query, wanted, parsed, start_ms, end_ms, _format(fmt), out)
     for f in files:
         typer.echo(f"{f.path}  {f.rows} candles")
     typer.echo(f"{len(files)} files, {sum(f.rows for f in files)} candles in {out}")

@@ -22,21 +22,22 @@ from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import DECIMAL_FIELDS, dt_to_ms, ms_to_dt
 from cryptobot_core.query.params import (
-    DATASETS,
+    DEFAULT_HISTORY,
     DEFAULT_LIMIT,
     MAX_EXPORT_SLOTS,
     MAX_MS,
     MAX_WINDOW_SLOTS,
     MIN_MS,
-    NATIVE_INTERVALS,
-    SERVED_INTERVALS,
+    Source,
     check_limit,
     decode_cursor,
     encode_cursor,
+    history_datasets,
     is_empty_range,
     parse_dataset,
     parse_interval,
-    source_collection,
+    served_intervals,
+    source_for,
 )
 from cryptobot_core.query.resample import resample, window_stats
 from cryptobot_core.query.rows import (
@@ -54,7 +55,15 @@ from cryptobot_core.query.rows import (
     SymbolSummary,
     iso,
 )
-from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M, STREAMING_1M, CandleStore, Store
+from cryptobot_core.settings import Settings
+from cryptobot_core.store import (
+    FEATURES_15M,
+    HISTORICAL_15M,
+    STREAMING_1M,
+    CandleStore,
+    Store,
+    history_collection,
+)
 from cryptobot_core.store.codec import stored_float, stored_text
 from cryptobot_core.store.features import FEATURE_FIELDS
 from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
@@ -92,6 +101,11 @@ def _ceil(interval: Interval, ms: int) -> int:
     return t if t == ms else interval.open_after(t)
 
 
+def _end_of(interval: Interval, ms: int) -> int:
+    """End (exclusive) of the interval holding the instant just before ``ms``."""
+    return interval.open_after(interval.floor(ms - 1))
+
+
 def _float_or_none(value: Any) -> float | None:
     if value is None:
         return None
@@ -120,7 +134,7 @@ def candle_row(doc: Mapping[str, Any], interval: Interval) -> CandleRow:
 
 @dataclass(frozen=True, slots=True)
 class FreshTail:
-    """Where 15m history ends and how far the 1m stream reaches past it (epoch ms)."""
+    """Where history ends and how far the 1m stream reaches past it (epoch ms)."""
 
     final_ms: int  # end of the newest history candle: later buckets are provisional
     newest_ms: int  # open time of the newest stream candle
@@ -129,9 +143,14 @@ class FreshTail:
 
 @dataclass
 class MarketQuery:
-    """Read-only queries over the candle, feature and heartbeat collections of one store."""
+    """Read-only queries over the candle, feature and heartbeat collections of one store.
+
+    ``history_intervals`` are the intervals kept as history (``Settings.history_intervals``):
+    each is served as stored, and the others are resampled (see ``params.source_for``).
+    """
 
     store: Store
+    history_intervals: tuple[Interval, ...] = DEFAULT_HISTORY
     now_ms: Callable[[], int] = _now_ms
     summary_ttl_s: float = 30.0
     _summary: tuple[float, list[SymbolSummary]] | None = field(default=None, init=False)
@@ -140,13 +159,34 @@ class MarketQuery:
     _flights: SingleFlight = field(default_factory=SingleFlight, init=False)
     _candles: dict[str, CandleStore] = field(default_factory=dict, init=False)
     _series: dict[str, SeriesCollection] = field(default_factory=dict, init=False)
+    _granularity: dict[str, Interval] = field(default_factory=dict, init=False)
+    served: tuple[Interval, ...] = field(default=(), init=False)
+    datasets: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.history_intervals = tuple(self.history_intervals)
+        self.served = served_intervals(self.history_intervals)
+        self.datasets = history_datasets(self.history_intervals)
+        self._granularity = {
+            STREAMING_1M: Interval.M1,
+            **{history_collection(i): i for i in self.history_intervals},
+        }
         self._candles = {
-            HISTORICAL_15M: self.store.history(Interval.M15),
+            **{history_collection(i): self.store.history(i) for i in self.history_intervals},
             STREAMING_1M: self.store.stream,
         }
         self._series = {**self._candles, FEATURES_15M: self.store.features}
+
+    @classmethod
+    def for_settings(cls, store: Store, settings: Settings) -> MarketQuery:
+        """Queries over ``store`` serving the history intervals ``settings`` keep."""
+        return cls(store, history_intervals=tuple(settings.history_intervals))
+
+    def source(self, interval: Interval) -> Source:
+        """The stored series ``interval`` is served from; ValidationError when none is."""
+        if interval not in self.served:
+            parse_interval(interval.value, self.served)
+        return source_for(interval, self.history_intervals)
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -237,25 +277,22 @@ class MarketQuery:
         Without start (and cursor) the newest ``limit`` candles before ``end`` come back.
         """
         check_limit(limit)
-        if interval not in SERVED_INTERVALS:
-            parse_interval(interval.value)
+        source = self.source(interval)
         if cursor:
             start = decode_cursor(cursor)
-        native = interval in NATIVE_INTERVALS
-        collection = source_collection(interval)
-        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
+        native = source.interval == interval
+        collection, source_step = source.collection, source.interval.ms
         closed_only = native and not include_open
         newest = self._newest(collection, symbol, closed_only=closed_only)
-        tail = self._fresh_tail(symbol, newest) if collection == HISTORICAL_15M else None
+        tail = self._fresh_tail(symbol, newest, source) if source.is_history else None
         if newest is None and tail is None:
             self.require_symbol(symbol)
             return CandlePage(symbol, interval, collection, [], None)
         if is_empty_range(start, end):
             return CandlePage(symbol, interval, collection, [], None)
-        step = interval.ms
         # A page reads at most MAX_WINDOW_SLOTS source candles: a coarse interval gets fewer
         # buckets per page (1w of 15m: 148) and a next_cursor, never a scan of all history.
-        limit = min(limit, max(1, MAX_WINDOW_SLOTS * source_step // step))
+        limit = min(limit, max(1, MAX_WINDOW_SLOTS * source_step // interval.max_ms))
         next_cursor = None
         if tail is not None:
             newest_ms, data_end, horizon = (
@@ -272,23 +309,23 @@ class MarketQuery:
             )
         if start is None:
             ref = min(end if end is not None else data_end, data_end)
-            hi = interval.floor(ref - 1) + step
+            hi = _end_of(interval, ref)
             if (not native or tail is not None) and not include_open:
                 # The newest page ends at the last bucket the source has completed.
                 hi = min(hi, interval.floor(horizon))
-            lo = hi - limit * step
+            lo = interval.shift(hi, -limit)
         else:
             lo = _ceil(interval, start)
-            hi = lo + limit * step
+            hi = interval.shift(lo, limit)
             if end is not None:
-                hi = min(hi, interval.floor(end - 1) + step)
+                hi = min(hi, _end_of(interval, end))
             more = end is None or hi < end
             if more and hi <= newest_ms and hi < MAX_MS:
                 next_cursor = encode_cursor(hi)
         if hi <= lo:
             return CandlePage(symbol, interval, collection, [], next_cursor)
         if tail is not None:
-            docs = self._stitched_docs(symbol, lo, hi, tail)
+            docs = self._stitched_docs(collection, symbol, lo, hi, tail)
             rows = resample(docs, interval, horizon, tail.final_ms)
             if not include_open:
                 rows = [row for row in rows if row.is_closed]
@@ -305,17 +342,17 @@ class MarketQuery:
         return CandlePage(symbol, interval, collection, rows, next_cursor)
 
     def _fresh_tail(
-        self, symbol: str, history_newest: Mapping[str, Any] | None
+        self, symbol: str, history_newest: Mapping[str, Any] | None, source: Source
     ) -> FreshTail | None:
-        """The 1m stream past the end of 15m history, if it reaches past it.
+        """The 1m stream past the end of ``source``'s history, if it reaches past it.
 
-        History holds finished UTC days; the stream has today's minutes. Series of 15m and
-        coarser are built from history up to its end and from the stream after it, and the
-        buckets past that end are marked provisional until the day's history lands (the
-        reconciliation check holds the two equal).
+        History holds finished UTC days; the stream has today's minutes. Series built from
+        history continue with the stream after its end, and the buckets past that end are
+        marked provisional until the day's history lands (the reconciliation check holds
+        1m and 15m equal).
         """
         final = (
-            dt_to_ms(history_newest["open_time"]) + Interval.M15.ms
+            dt_to_ms(history_newest["open_time"]) + source.interval.ms
             if history_newest is not None
             else MIN_MS
         )
@@ -334,16 +371,16 @@ class MarketQuery:
         return FreshTail(final, newest_ms, max(horizon, final))
 
     def _stitched_docs(
-        self, symbol: str, lo: int, hi: int, tail: FreshTail
+        self, collection: str, symbol: str, lo: int, hi: int, tail: FreshTail
     ) -> list[dict[str, Any]]:
-        """15m history in [lo, hi) up to its end, then 1m stream candles from there on.
+        """History in [lo, hi) up to its end, then 1m stream candles from there on.
 
         The stream part reads at most MAX_WINDOW_SLOTS minutes (69 days) back from ``hi``.
         """
         docs: list[dict[str, Any]] = []
         if lo < tail.final_ms:
             docs = self._find(
-                HISTORICAL_15M, symbol, lo, min(hi, tail.final_ms), projection=CANDLE_PROJECTION
+                collection, symbol, lo, min(hi, tail.final_ms), projection=CANDLE_PROJECTION
             )
         stream_lo = max(lo, tail.final_ms, hi - MAX_WINDOW_SLOTS * Interval.M1.ms)
         if stream_lo < hi:
@@ -359,15 +396,14 @@ class MarketQuery:
         narrowed like /stats: its end to the newest stored candle, then its start to
         MAX_EXPORT_SLOTS before that. The caller reports the window it covered.
         """
-        collection = source_collection(interval)
-        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
-        span = MAX_EXPORT_SLOTS * source_step
+        source = self.source(interval)
+        span = MAX_EXPORT_SLOTS * source.interval.ms
         if is_empty_range(start, end):
             self.require_symbol(symbol)
             assert start is not None
             return start, start
-        newest = self._newest(collection, symbol, closed_only=True)
-        return self._window(newest, symbol, interval.ms, start, end, span, span)
+        newest = self._newest(source.collection, symbol, closed_only=True)
+        return self._window(newest, symbol, interval.max_ms, start, end, span, span)
 
     def _closed_horizon(
         self, collection: str, symbol: str, newest: Mapping[str, Any], step: int
@@ -380,13 +416,20 @@ class MarketQuery:
         )
         return dt_to_ms(closed["open_time"]) + step if closed else MIN_MS
 
+    def latest_intervals(self) -> tuple[Interval, ...]:
+        """Intervals ``latest`` answers: 1m (the stream) and every history interval."""
+        return tuple(i for i in Interval if i is Interval.M1 or i in self.history_intervals)
+
     def latest(self, symbol: str, interval: Interval) -> LatestCandle:
-        """The newest stored candle (open or closed) of a native interval (1m or 15m)."""
-        if interval not in NATIVE_INTERVALS:
+        """The newest stored candle (open or closed): 1m from the stream, else history."""
+        allowed = self.latest_intervals()
+        if interval not in allowed:
             raise ValidationError(
-                f"latest is served for intervals 1m and 15m only, got {interval.value!r}"
+                f"latest is served for the stored intervals "
+                f"{', '.join(i.value for i in allowed)}; got {interval.value!r}"
             )
-        doc = self._newest(NATIVE_INTERVALS[interval], symbol)
+        collection = STREAMING_1M if interval is Interval.M1 else history_collection(interval)
+        doc = self._newest(collection, symbol)
         if doc is None:
             self.require_symbol(symbol)
             return LatestCandle(symbol, interval, None)
@@ -433,15 +476,15 @@ class MarketQuery:
         self, symbol: str, interval: Interval, *, start: int | None = None, end: int | None = None
     ) -> StatsReport:
         """Return, volatility, high/low and volume over closed candles in [start, end)."""
-        collection = source_collection(interval)
-        source_step = Interval.M1.ms if collection == STREAMING_1M else Interval.M15.ms
-        default_span = max(86_400_000, 30 * interval.ms)
+        source = self.source(interval)
+        collection, source_step = source.collection, source.interval.ms
+        default_span = max(86_400_000, 30 * interval.max_ms)
         newest = self._newest(collection, symbol, closed_only=True)
-        tail = self._fresh_tail(symbol, newest) if collection == HISTORICAL_15M else None
+        tail = self._fresh_tail(symbol, newest, source) if source.is_history else None
         window = self._window(
             newest,
             symbol,
-            interval.ms,
+            interval.max_ms,
             start,
             end,
             default_span,
@@ -452,7 +495,7 @@ class MarketQuery:
             return StatsReport(symbol, interval, None, None, window_stats([]))
         lo, hi = window
         if tail is not None:
-            docs = self._stitched_docs(symbol, _ceil(interval, lo), hi, tail)
+            docs = self._stitched_docs(collection, symbol, _ceil(interval, lo), hi, tail)
             rows = [r for r in resample(docs, interval, tail.horizon, tail.final_ms) if r.is_closed]
             return StatsReport(
                 symbol,
@@ -470,7 +513,7 @@ class MarketQuery:
             closed_only=True,
             projection=CANDLE_PROJECTION,
         )
-        if interval in NATIVE_INTERVALS:
+        if source.interval == interval:
             rows = [candle_row(d, interval) for d in docs]
         else:
             horizon = self._closed_horizon(collection, symbol, docs[-1], source_step) if docs else 0
@@ -524,8 +567,8 @@ class MarketQuery:
 
         Without start the window is the last 24 h of data, from its first candle on.
         """
-        collection = parse_dataset(dataset)
-        interval = Interval.M1 if collection == STREAMING_1M else Interval.M15
+        collection = parse_dataset(dataset, self.datasets)
+        interval = self._granularity[collection]
         step = interval.ms
         newest = self._newest(collection, symbol, closed_only=True)
         window = self._window(newest, symbol, step, start, end, 86_400_000, MAX_WINDOW_SLOTS * step)
@@ -565,7 +608,7 @@ class MarketQuery:
             if self._summary and now - self._summary[0] < self.summary_ttl_s:
                 return self._summary[1]
             by_symbol: dict[str, SymbolSummary] = {}
-            for label, collection in DATASETS.items():
+            for label, collection in self.datasets.items():
                 for span in self._candles[collection].symbol_spans():
                     entry = by_symbol.setdefault(span.symbol, SymbolSummary(span.symbol, {}))
                     entry.datasets[label] = DatasetSpan(

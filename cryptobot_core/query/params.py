@@ -6,13 +6,14 @@ Symbols follow the one rule in ``cryptobot_core.exchange.exchange_info.normalize
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import dt_to_ms
-from cryptobot_core.store.names import HISTORICAL_15M, STREAMING_1M
+from cryptobot_core.store.names import STREAMING_1M, history_collection
 
 DEFAULT_LIMIT = 500
 # 20,000 covers six months of 15m candles (17,568) in one page.
@@ -22,37 +23,76 @@ MAX_WINDOW_SLOTS = 100_000
 # A CSV or Parquet range reads at most this many source candles per request (about 1.9 years
 # of 1m, 28 years of 15m); `cryptobot export` has no such bound.
 MAX_EXPORT_SLOTS = 1_000_000
-# Intervals the API serves: 1m from the stream and 15m from history as stored; the others
-# resampled from the finest stored interval that divides them: 3m and 5m from the 1m
-# stream, the rest from 15m history (and the 1m stream past its end).
-NATIVE_INTERVALS: dict[Interval, str] = {Interval.M1: STREAMING_1M, Interval.M15: HISTORICAL_15M}
-RESAMPLED_INTERVALS = (
-    Interval.M3,
-    Interval.M5,
-    Interval.M30,
-    Interval.H1,
-    Interval.H2,
-    Interval.H4,
-    Interval.H6,
-    Interval.H8,
-    Interval.H12,
-    Interval.D1,
-    Interval.D3,
-    Interval.W1,
-)
-SERVED_INTERVALS = tuple(
-    sorted((Interval.M1, Interval.M15, *RESAMPLED_INTERVALS), key=lambda i: i.ms)
-)
+# The history intervals when none are configured; MarketQuery takes the configured ones.
+DEFAULT_HISTORY = (Interval.M15,)
 
 
-def source_collection(interval: Interval) -> str:
-    """The stored collection ``interval`` is served from: its own, or the finest that divides it."""
-    if interval in NATIVE_INTERVALS:
-        return NATIVE_INTERVALS[interval]
-    return HISTORICAL_15M if interval.ms % Interval.M15.ms == 0 else STREAMING_1M
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A stored series one served interval is built from: its collection and granularity."""
+
+    collection: str
+    interval: Interval
+
+    @property
+    def is_history(self) -> bool:
+        """True for a history collection (finished days, the 1m stream past its end)."""
+        return self.collection != STREAMING_1M
 
 
-DATASETS: dict[str, str] = {"1m": STREAMING_1M, "15m": HISTORICAL_15M}
+def source_for(interval: Interval, history: Sequence[Interval] = DEFAULT_HISTORY) -> Source:
+    """Where ``interval`` is served from, given the history intervals kept.
+
+    As stored when it is kept as history, or when it is 1m (the stream). Otherwise resampled
+    from the coarsest history interval that divides it: every candidate gives the same exact
+    candles, and the coarsest reads the fewest documents (finer intervals are also usually
+    kept for shorter spans). The 1m stream covers what no history interval divides (3m, 5m
+    with the default 15m history). A history series continues with the 1m stream past its
+    end (see ``MarketQuery``).
+    """
+    if interval in history:
+        return Source(history_collection(interval), interval)
+    if interval is Interval.M1:
+        return Source(STREAMING_1M, Interval.M1)
+    dividing = [h for h in history if h.divides(interval)]
+    if dividing:
+        coarsest = max(dividing, key=lambda h: h.ms)
+        return Source(history_collection(coarsest), coarsest)
+    if Interval.M1.divides(interval):
+        return Source(STREAMING_1M, Interval.M1)
+    served = ", ".join(i.value for i in served_intervals(history))
+    raise ValidationError(
+        f"interval {interval.value!r} is served only when it is kept as history: add it to "
+        f"CRYPTOBOT_HISTORY_INTERVALS and backfill it; served here: {served}"
+    )
+
+
+def served_intervals(history: Sequence[Interval] = DEFAULT_HISTORY) -> tuple[Interval, ...]:
+    """Every Binance interval the API serves with these history intervals, finest first."""
+    return tuple(
+        i for i in Interval if i in history or any(h.divides(i) for h in (*history, Interval.M1))
+    )
+
+
+def source_collection(interval: Interval, history: Sequence[Interval] = DEFAULT_HISTORY) -> str:
+    """The stored collection ``interval`` is served from (see :func:`source_for`)."""
+    return source_for(interval, history).collection
+
+
+def history_datasets(history: Sequence[Interval] = DEFAULT_HISTORY) -> dict[str, str]:
+    """Dataset names (as /gaps and /symbols use them) and their collections: the 1m stream,
+    then every history interval (a 1m history is listed under its collection's name)."""
+    out = {Interval.M1.value: STREAMING_1M}
+    for interval in history:
+        name = history_collection(interval) if interval is Interval.M1 else interval.value
+        out[name] = history_collection(interval)
+    return out
+
+
+SERVED_INTERVALS = served_intervals()
+# Served by resampling with the default history: everything but 1m and 15m.
+RESAMPLED_INTERVALS = tuple(i for i in SERVED_INTERVALS if i not in (Interval.M1, *DEFAULT_HISTORY))
+DATASETS: dict[str, str] = history_datasets()
 # Stored times lie in 1970-01-01 up to (not including) the year 3000; a time outside is
 # clamped to these bounds (no data lies beyond them), so every well-formed time is answered.
 MIN_MS = 0
@@ -102,11 +142,11 @@ def parse_interval(value: str, allowed: Sequence[Interval] = SERVED_INTERVALS) -
     return interval
 
 
-def parse_dataset(value: str) -> str:
-    """Collection name of a dataset given as ``1m`` or ``15m``."""
-    if value not in DATASETS:
-        raise ValidationError(f"invalid dataset {value!r}; allowed: {', '.join(DATASETS)}")
-    return DATASETS[value]
+def parse_dataset(value: str, datasets: Mapping[str, str] = DATASETS) -> str:
+    """Collection name of a dataset given as ``1m``, ``15m`` or another history interval."""
+    if value not in datasets:
+        raise ValidationError(f"invalid dataset {value!r}; allowed: {', '.join(datasets)}")
+    return datasets[value]
 
 
 def check_limit(limit: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -13,15 +14,18 @@ from dashboard.api_client import ApiError
 from dashboard.common import current_context, no_data_message, show_api_error, stop_with_error
 from dashboard.display import (
     DEFAULT_DAYS,
-    INTERVALS,
     MAX_POINTS,
     HistoricalView,
     choose_interval,
     exact,
+    offered_intervals,
     percent,
     view_from_query,
 )
 from dashboard.models import FeatureSeries, Stats, SymbolSummary
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 RENDER_TIME_KEY = "_historical_render_s"
 CHARTS_SHOWN_KEY = "_historical_charts_shown"
@@ -60,14 +64,18 @@ def _fit_range(first: date, last: date) -> None:
         st.session_state["hist_range"] = fitted
 
 
-def _pick_view(extents: dict[str, tuple[date, date]]) -> HistoricalView | None:
+def _pick_view(
+    extents: dict[str, tuple[date, date]], offered: Mapping[str, timedelta]
+) -> HistoricalView | None:
     """The pickers; None while the user has picked only the first day of the range."""
     _seed_view(extents)
     left, mid, right = st.columns([1, 1, 2])
     symbol = left.selectbox("Symbol", list(extents), key="hist_symbol")
+    if st.session_state.get("hist_interval") not in offered:
+        st.session_state["hist_interval"] = "15m"
     requested = mid.selectbox(
         "Interval",
-        list(INTERVALS),
+        list(offered),
         key="hist_interval",
         help="Long ranges switch to a coarser interval automatically.",
     )
@@ -95,7 +103,9 @@ def render() -> None:
         st.info(no_data_message(ctx.dagster_url), icon=":material/inbox:")
         return
 
-    view = _pick_view({s.symbol: _extent(s) for s in symbols})
+    # What is stored decides the intervals offered (3m and 5m need 1m history, 1s its own).
+    offered = offered_intervals(name for s in symbols for name in s.datasets)
+    view = _pick_view({s.symbol: _extent(s) for s in symbols}, offered)
     if view is None:
         st.info("Pick the last day of the range.")
         return
@@ -103,7 +113,7 @@ def render() -> None:
     start = datetime.combine(view.first_day, dtime(), UTC)
     end = datetime.combine(view.last_day, dtime(), UTC) + timedelta(days=1)
     span = end - start
-    interval = choose_interval(requested, span)
+    interval = choose_interval(requested, span, offered=offered)
     if interval != requested:
         st.info(
             f"The range spans {span.days} days, so the charts show **{interval}** candles "

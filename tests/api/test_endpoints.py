@@ -14,7 +14,7 @@ from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle, dec_str, ms_to_dt
 from cryptobot_core.query import MAX_LIMIT, RESAMPLED_INTERVALS, iso
 from cryptobot_core.query.params import source_collection
-from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M
+from cryptobot_core.store import HISTORICAL_15M, STREAMING_1M, CandleStore
 from tests.api import seed
 from tests.api.conftest import Filled
 
@@ -157,14 +157,44 @@ def test_candles_15m_are_the_exchange_candles_exactly(client: TestClient, filled
     assert isinstance(body["candles"][0]["open"], str) and "." in body["candles"][0]["open"]
 
 
-FROM_HISTORY = [i.value for i in RESAMPLED_INTERVALS if source_collection(i) == HISTORICAL_15M]
+FROM_HISTORY = [
+    i.value
+    for i in RESAMPLED_INTERVALS
+    if source_collection(i) == HISTORICAL_15M and not i.is_calendar
+]
 FROM_STREAM = [i.value for i in RESAMPLED_INTERVALS if source_collection(i) == STREAMING_1M]
 
 
-def test_every_binance_interval_of_fixed_length_above_a_second_is_served() -> None:
-    fixed = {i for i in Interval if not i.is_calendar and i.ms >= Interval.M1.ms}
-    assert fixed == {Interval.M1, Interval.M15, *RESAMPLED_INTERVALS}
+def test_every_binance_interval_from_a_minute_up_is_served() -> None:
+    assert set(Interval) - {Interval.S1} == {Interval.M1, Interval.M15, *RESAMPLED_INTERVALS}
     assert FROM_STREAM == ["3m", "5m"]
+
+
+def test_one_second_is_refused_unless_kept_as_history(client: TestClient) -> None:
+    resp = client.get("/candles/BTCUSDT", params={"interval": "1s"})
+    assert resp.status_code == 422
+    detail = str(resp.json())
+    assert "'1s' is not served here" in detail and "1m, 3m" in detail and "1M" in detail
+
+
+def test_monthly_buckets_follow_the_calendar(client: TestClient, filled: Filled) -> None:
+    # November (30 days) and December (31 days) of 15m history for a third symbol.
+    start, end = seed.ms("2023-11-01T00:00:00"), seed.ms("2024-01-01T00:00:00")
+    history = CandleStore(filled.db, HISTORICAL_15M)
+    history.insert_missing(seed.klines(filled.market, "SOLUSDT", Interval.M15, start, end))
+    try:
+        resp = client.get("/candles/SOLUSDT", params={"interval": "1M", "start": start, "end": end})
+        assert resp.status_code == 200, resp.text
+        got = resp.json()["candles"]
+        want = filled.market.klines("SOLUSDT", Interval.MO1, start, end - 1, 10, now_ms=end)
+        assert [c["open_time"] for c in got] == [
+            "2023-11-01T00:00:00.000Z",
+            "2023-12-01T00:00:00.000Z",
+        ]
+        assert got == [as_json(c) for c in want]
+        assert got[1]["close_time"] == "2023-12-31T23:59:59.999Z"
+    finally:
+        filled.db[HISTORICAL_15M].delete_many({"symbol": "SOLUSDT"})
 
 
 @pytest.mark.parametrize("interval", FROM_HISTORY)
@@ -352,7 +382,7 @@ def test_unknown_symbol_is_404_with_a_hint(client: TestClient) -> None:
     ("params", "needle"),
     [
         ({"interval": "7m"}, "allowed: 1m, 3m, 5m, 15m, 30m"),
-        ({"interval": "1M"}, "allowed"),
+        ({"interval": "1s"}, "allowed"),
         ({"start": "yesterday"}, "ISO-8601"),
         ({"start": "2024-13-01"}, "ISO-8601"),
         ({"end": "-1"}, "epoch milliseconds"),

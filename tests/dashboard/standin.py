@@ -68,6 +68,8 @@ class StandIn:
     has_data: bool = True
     # Candles from this time on are built from the stream ahead of history (provisional).
     provisional_from: datetime | None = None
+    # More history datasets /symbols lists (e.g. "1h", "historical_data_1m").
+    extra_datasets: tuple[str, ...] = ()
     first: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     last: datetime = field(default_factory=lambda: datetime(2026, 7, 1, tzinfo=UTC))
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -126,9 +128,8 @@ class StandIn:
                 "last_open_time": _iso(self.last),
                 "count": 100,
             }
-            return 200, {
-                "symbols": [{"symbol": "BTCUSDT", "datasets": {"15m": extent, "1m": extent}}]
-            }
+            datasets = dict.fromkeys(("15m", "1m", *self.extra_datasets), extent)
+            return 200, {"symbols": [{"symbol": "BTCUSDT", "datasets": datasets}]}
         parts = path.strip("/").split("/")
         if parts[0] == "candles" and len(parts) == 3 and parts[2] == "latest":
             return 200, {"symbol": parts[1], "interval": "1m", "candle": candle(self.last, 60)}

@@ -28,6 +28,7 @@ from dashboard.display import (
     freshness,
     human_age,
     last_per_bucket,
+    offered_intervals,
     percent,
     points,
     quote_asset,
@@ -355,14 +356,23 @@ def test_empty_candles_give_empty_columns() -> None:
 
 def test_the_charts_offer_intervals_the_api_serves_from_history() -> None:
     from cryptobot_core.intervals import Interval
-    from cryptobot_core.query import SERVED_INTERVALS
-    from cryptobot_core.query.params import source_collection
-    from cryptobot_core.store import HISTORICAL_15M
+    from cryptobot_core.query.params import served_intervals, source_for
 
-    served = {i.value for i in SERVED_INTERVALS}
-    assert set(INTERVALS) <= served
-    # Beyond 1m (the live tail), an interval the stream alone feeds would leave old ranges
-    # empty; every history-fed interval is offered.
-    from_history = {i.value for i in SERVED_INTERVALS if source_collection(i) == HISTORICAL_15M}
-    assert set(INTERVALS) == from_history | {"1m"}
-    assert all(INTERVALS[i.value].total_seconds() * 1000 == i.ms for i in map(Interval, INTERVALS))
+    cases = {
+        ("15m",): (Interval.M15,),
+        ("15m", "1h"): (Interval.M15, Interval.H1),
+        ("15m", "historical_data_1m"): (Interval.M1, Interval.M15),
+        ("1s", "15m"): (Interval.S1, Interval.M15),
+    }
+    for datasets, kept in cases.items():
+        offered = offered_intervals(["1m", *datasets])
+        served = served_intervals(kept)
+        # Beyond 1m (the live tail), an interval the stream alone feeds would leave old
+        # ranges empty; every fixed-length interval history feeds is offered.
+        from_history = {
+            i.value for i in served if not i.is_calendar and source_for(i, kept).is_history
+        }
+        assert set(offered) == from_history | {"1m"}, datasets
+        assert all(offered[n].total_seconds() * 1000 == Interval(n).ms for n in offered)
+    assert offered_intervals(["1m", "15m"]) == INTERVALS
+    assert "3m" in offered_intervals(["historical_data_1m"]) and "3m" not in INTERVALS

@@ -150,6 +150,22 @@ def test_long_range_requests_a_coarser_interval(api: StandIn) -> None:
     assert not any("instead of" in t for t in texts(at.info))
 
 
+def test_the_interval_picker_offers_what_history_feeds(api: StandIn) -> None:
+    options = run().selectbox(key="hist_interval").options
+    assert "3m" not in options and options[:3] == ["1m", "15m", "30m"]
+
+
+def test_the_interval_picker_offers_what_is_stored(api: StandIn) -> None:
+    # With 1m history kept, 3m and 5m come from it, so old ranges have them too.
+    api.extra_datasets = ("historical_data_1m",)
+    at = run()
+    assert at.selectbox(key="hist_interval").options[:4] == ["1m", "3m", "5m", "15m"]
+    at.selectbox(key="hist_interval").set_value("3m")
+    at.date_input(key="hist_range").set_value((date(2026, 6, 1), date(2026, 6, 1))).run()
+    assert not at.exception
+    assert api.candle_requests()[-1]["interval"] == "3m"  # 480 points
+
+
 def test_live_page_shows_price_and_24h_change(api: StandIn) -> None:
     at = run("live")
     assert texts(at.title) == ["Live 1m candles"]
