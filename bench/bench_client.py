@@ -1,4 +1,5 @@
-"""Benchmark: BinanceClient.klines_many vs a sequential page-by-page loop, same run.
+"""Benchmark: BinanceClient.klines_many vs a sequential page-by-page loop, same run, and
+against its own ceiling: a raw concurrent fetch of the same pages plus ``json.loads``.
 
 Workload (issue 3): 180 days of 15m candles for 20 symbols from the simulator, with 50 ms
 latency injected per request and Binance's 6000/min weight limit enforced. The simulator
@@ -9,6 +10,10 @@ The baseline is the usual python-binance loop: one request at a time, ``startTim
 candles (without python-binance's 1 s sleep every 3 requests, which would only flatter
 the ratio). Passes alternate (baseline, client, baseline, client) and the best of each is
 reported, to damp noise from other processes on the machine.
+
+The ceiling (issue 13) is what no client can beat from this server: the same one-page
+windows fetched by the same number of threads with a bare ``httpx.Client`` and parsed with
+``json.loads`` only, no typed candles. The client's time divided by that is its overhead.
 
     .venv/bin/python bench/bench_client.py [--symbols 20] [--days 180] [--latency 0.05]
 """
@@ -21,12 +26,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from cryptobot_core.exchange import BinanceClient
+from cryptobot_core.exchange.rest import windows
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import Candle
 
@@ -85,6 +92,31 @@ def concurrent(
         return sum(len(c) for c in got), client.stats.requests, client.budget.stats.max_used
 
 
+def raw(url: str, symbols: list[str], iv: Interval, start: int, end: int, workers: int) -> int:
+    """The ceiling: the client's page windows, fetched concurrently, ``json.loads`` only."""
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    with httpx.Client(base_url=url, timeout=30, limits=limits) as http:
+
+        def page(job: tuple[str, int, int]) -> int:
+            symbol, lo, hi = job
+            resp = http.get(
+                "/api/v3/klines",
+                params={
+                    "symbol": symbol,
+                    "interval": iv.value,
+                    "startTime": lo,
+                    "endTime": hi - 1,
+                    "limit": 1000,
+                },
+            )
+            resp.raise_for_status()
+            return len(json.loads(resp.content))
+
+        jobs = [(s, lo, hi) for s in symbols for lo, hi in windows(iv, start, end)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(page, jobs))
+
+
 def main() -> None:
     """Run the benchmark and print a Markdown report."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,7 +148,8 @@ def main() -> None:
 
         base: list[float] = []
         ours: list[float] = []
-        cpu: dict[str, float] = {"base": 0.0, "ours": 0.0}
+        ceiling: list[float] = []
+        cpu: dict[str, float] = {"base": 0.0, "ours": 0.0, "raw": 0.0}
         results: dict[str, Any] = {}
         for _ in range(args.passes):
             t, c = time.perf_counter(), time.process_time()
@@ -127,7 +160,11 @@ def main() -> None:
             n_ours, req_ours, max_reserved = concurrent(url, symbols, iv, start, end, args.workers)
             ours.append(time.perf_counter() - t)
             cpu["ours"] = time.process_time() - c
-            assert n_ours == n_base, f"different results: {n_ours} vs {n_base}"
+            t, c = time.perf_counter(), time.process_time()
+            n_raw = raw(url, symbols, iv, start, end, args.workers)
+            ceiling.append(time.perf_counter() - t)
+            cpu["raw"] = time.process_time() - c
+            assert n_ours == n_base == n_raw, f"different results: {n_ours}, {n_base}, {n_raw}"
             results = {
                 "candles": n_ours,
                 "req_base": req_base,
@@ -143,7 +180,7 @@ def main() -> None:
             child.stdin.close()
         child.wait(timeout=30)
 
-    b, o = min(base), min(ours)
+    b, o, r = min(base), min(ours), min(ceiling)
     weights = stats["weight_by_minute"].values()
     print(
         f"# bench_client: {len(symbols)} symbols x {args.days} days of 15m, {args.latency * 1000:.0f} ms latency\n"
@@ -156,7 +193,14 @@ def main() -> None:
     print(
         f"| BinanceClient.klines_many ({args.workers} workers) | {o:.2f} s | {results['req_ours']} | {results['req_ours'] / o:.1f} |"
     )
+    print(
+        f"| raw fetch + json.loads ({args.workers} threads, the ceiling) | {r:.2f} s | {results['req_ours']} | {results['req_ours'] / r:.1f} |"
+    )
     print()
+    print(
+        f"- client ÷ ceiling: **{o / r:.2f}** (all passes: raw {[round(x, 2) for x in ceiling]}); "
+        f"CPU of the last pass: client {cpu['ours']:.2f} s, raw {cpu['raw']:.2f} s"
+    )
     print(
         f"- speed-up vs baseline: **{b / o:.1f}x** (all passes: baseline {[round(x, 2) for x in base]}, client {[round(x, 2) for x in ours]})"
     )
