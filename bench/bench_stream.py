@@ -1,8 +1,9 @@
 """Stream benchmarks: latency, throughput, catch-up (own Tansu + SecantusDB + simulator).
 
     .venv/bin/python bench/bench_stream.py latency    [--seconds 60]
-    .venv/bin/python bench/bench_stream.py throughput [--symbols 400 --seconds 120]
+    .venv/bin/python bench/bench_stream.py throughput [--symbols 400 --seconds 120 --update-s 1]
     .venv/bin/python bench/bench_stream.py catchup    [--symbols 400 --minutes 10]
+    .venv/bin/python bench/bench_stream.py scale      [--symbols 188 --seconds 60 --update-s 2]
 
 Producer and consumer run as separate processes (``python -m cryptobot_core.stream``) so
 their RSS can be read; every rate is also given as a ratio of a baseline measured in the
@@ -50,6 +51,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -173,11 +180,9 @@ class Watcher:
         self.thread.join(10)
 
 
-def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
-    """Docs/s of a raw pymongo bulk upsert (UpdateOne $set, upsert) on the same store."""
-    coll = db[f"baseline_{uuid.uuid4().hex[:6]}"]
-    coll.create_index([("symbol", 1), ("open_time", 1)], unique=True)
-    docs = [
+def _baseline_docs(n: int) -> list[dict[str, Any]]:
+    """Small candle-keyed documents both raw baselines write."""
+    return [
         {
             "symbol": f"B{i % 400:03d}USDT",
             "open_time": ms_to_dt(1_700_000_000_000 + (i // 400) * 60_000),
@@ -187,6 +192,13 @@ def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
         }
         for i in range(n)
     ]
+
+
+def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
+    """Docs/s of a raw pymongo bulk upsert (UpdateOne $set, upsert) on the same store."""
+    coll = db[f"baseline_{uuid.uuid4().hex[:6]}"]
+    coll.create_index([("symbol", 1), ("open_time", 1)], unique=True)
+    docs = _baseline_docs(n)
     t = time.perf_counter()
     for i in range(0, n, 1000):
         coll.bulk_write(
@@ -198,6 +210,19 @@ def baseline_upsert_rate(db: Any, n: int = 5000) -> float:
             ],
             ordered=False,
         )
+    rate = n / (time.perf_counter() - t)
+    coll.drop()
+    return rate
+
+
+def baseline_insert_many_rate(db: Any, n: int = 5000) -> float:
+    """Docs/s of a raw pymongo ``insert_many`` of the same kind of documents, same store."""
+    coll = db[f"baseline_{uuid.uuid4().hex[:6]}"]
+    coll.create_index([("symbol", 1), ("open_time", 1)], unique=True)
+    docs = _baseline_docs(n)
+    t = time.perf_counter()
+    for i in range(0, n, 1000):
+        coll.insert_many(docs[i : i + 1000], ordered=False)
     rate = n / (time.perf_counter() - t)
     coll.drop()
     return rate
@@ -244,6 +269,7 @@ def run_live(
     sim_stats: dict[str, Any] = {}
     try:
         base = baseline_upsert_rate(stack.db)
+        base_insert = baseline_insert_many_rate(stack.db)
         # The change stream costs the store a lookup per write; at 400 msg/s it would
         # compete with the consumer, so the throughput run relies on the consumer's figures.
         watcher = Watcher(stack.db) if watch else None
@@ -251,6 +277,14 @@ def run_live(
         producer = stack.start("producer")
         time.sleep(10)  # warm-up: group join, WS connect, subscriptions
         rss0 = {"producer": rss_mb(producer.pid), "consumer": rss_mb(consumer.pid)}
+        pids = {
+            "producer": producer.pid,
+            "consumer": consumer.pid,
+            "store": stack.mongo.proc.pid,
+            "broker": stack.tansu.proc.pid,
+            "feed": sim.proc.pid,
+        }
+        cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
         p0 = stack.stats("producer").get("messages", 0)
         lat_from = len(watcher.latencies_ms) if watcher else 0
         pipeline: list[float] = []
@@ -268,6 +302,7 @@ def run_live(
             for name, p50_p99 in (c.get("stages_ms") or {}).items():
                 stages.setdefault(name, []).append(p50_p99)
         elapsed = time.monotonic() - t0
+        cpu = {name: (cpu_s(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
         rss1 = {"producer": rss_mb(producer.pid), "consumer": rss_mb(consumer.pid)}
         lat = watcher.latencies_ms[lat_from:] if watcher else []
         p1 = stack.stats("producer").get("messages", 0)
@@ -318,6 +353,10 @@ def run_live(
             if windows
             else None,
             "consumer_latency_p99_ms_worst_window": max(w[1] for w in windows) if windows else None,
+            "windows_p99_over_1s": sum(1 for w in windows if w[1] > 1000),
+            "window_p99s_ms": [w[1] for w in windows],
+            # Cores used over the measured part of the run, per process (2 cores here).
+            "cpu_cores": {name: round(v, 3) for name, v in cpu.items()},
             "changestream_latency_samples": len(lat),
             "changestream_latency_p50_ms": round(pct(lat, 0.5), 1),
             "changestream_latency_p99_ms": round(pct(lat, 0.99), 1),
@@ -336,6 +375,7 @@ def run_live(
             "consumer_rate_msgs_per_s": round(rate_in, 1),
             "baseline_bulk_upsert_docs_per_s": round(base, 1),
             "consumer_rate_vs_baseline_ratio": round(rate_in / base, 3),
+            "baseline_insert_many_docs_per_s": round(base_insert, 1),
             "sigterm_to_exit_s": {
                 "producer": round(producer_stop_s, 2),
                 "consumer": round(consumer_stop_s, 2),
@@ -380,6 +420,7 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
         producer.flush()
         producer.close()
         base = baseline_upsert_rate(stack.db)
+        base_insert = baseline_insert_many_rate(stack.db)
         started = time.monotonic()
         consumer = stack.start("consumer")
         coll = stack.db[STREAMING_1M]
@@ -404,6 +445,8 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
             "upserts_per_s": round(written / drain, 1),
             "consumer_upserts_vs_baseline_ratio": round(written / drain / base, 3),
             "baseline_bulk_upsert_docs_per_s": round(base, 1),
+            "consumer_upserts_vs_insert_many_ratio": round(written / drain / base_insert, 3),
+            "baseline_insert_many_docs_per_s": round(base_insert, 1),
             "consumer_msgs_vs_baseline_ratio": round(n / drain / base, 3),
             "consumer_rss_mb_end": round(rss, 1),
         }
@@ -411,13 +454,82 @@ def run_catchup(symbols: int, minutes: int, work: Path) -> dict[str, Any]:
         stack.close()
 
 
+SCALE_PNG = ROOT / "docs" / "benchmarks" / "stream-scaling.png"
+
+
+def run_scale(base: int, seconds: float, update_s: float, work: Path) -> dict[str, Any]:
+    """Live runs at 1x, 2x, 4x and 8x ``base`` symbols; draws SCALE_PNG."""
+    points = []
+    for factor in (1, 2, 4, 8):
+        (work / f"x{factor}").mkdir()
+        out = run_live(base * factor, seconds, update_s, work / f"x{factor}", watch=False)
+        points.append(
+            {
+                "factor": factor,
+                "symbols": out["symbols"],
+                "msgs_per_s": out["offered_msgs_per_s"],
+                "loss_messages": out["loss_messages"],
+                "closed_minutes": [out["closed_minutes_stored"], out["closed_minutes_expected"]],
+                "p99_ms_median_window": out["consumer_latency_p99_ms_median_window"],
+                "p99_ms_worst_window": out["consumer_latency_p99_ms_worst_window"],
+                "windows_p99_over_1s": [out["windows_p99_over_1s"], out["consumer_windows"]],
+                "cpu_cores": out["cpu_cores"],
+                "baseline_bulk_upsert_docs_per_s": out["baseline_bulk_upsert_docs_per_s"],
+                "rss_mb_end": out["rss_mb_end"],
+            }
+        )
+        print(json.dumps(points[-1]), file=sys.stderr, flush=True)
+    _draw(points, update_s)
+    return {"update_interval_s": update_s, "seconds_per_point": seconds, "points": points}
+
+
+def _draw(points: list[dict[str, Any]], update_s: float) -> None:
+    """Latency and CPU against symbols, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    symbols = [p["symbols"] for p in points]
+    fig, (lat, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    lat.plot(symbols, [p["p99_ms_median_window"] for p in points], "o-", label="p99, median window")
+    lat.plot(symbols, [p["p99_ms_worst_window"] for p in points], "s--", label="p99, worst window")
+    lat.axhline(1000, color="red", linewidth=1, label="target: p99 <= 1 s in every window")
+    lat.set_xscale("log", base=2)
+    lat.set_yscale("log")
+    lat.set_xticks(symbols, [str(s) for s in symbols])
+    lat.set_xlabel(f"symbols (one update per {update_s:g} s each)")
+    lat.set_ylabel("event -> stored latency (ms)")
+    lat.legend(fontsize=8)
+    lat.set_title("Stream latency")
+    for name in ("consumer", "store", "producer", "broker", "feed"):
+        cpu.plot(symbols, [p["cpu_cores"][name] for p in points], "o-", label=name)
+    total = [sum(p["cpu_cores"].values()) for p in points]
+    cpu.plot(symbols, total, "k^-", label="all")
+    cpu.axhline(2, color="red", linewidth=1, label="the machine: 2 cores")
+    cpu.set_xscale("log", base=2)
+    cpu.set_xticks(symbols, [str(s) for s in symbols])
+    cpu.set_xlabel("symbols")
+    cpu.set_ylabel("cores used")
+    cpu.legend(fontsize=8)
+    cpu.set_title("CPU by process")
+    fig.tight_layout()
+    fig.savefig(SCALE_PNG, dpi=110)
+
+
 def main() -> None:
     """Run one benchmark and print its figures as JSON."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["latency", "throughput", "catchup"])
+    ap.add_argument("which", choices=["latency", "throughput", "catchup", "scale"])
     ap.add_argument("--symbols", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--minutes", type=int, default=10)
+    ap.add_argument(
+        "--update-s",
+        type=float,
+        default=1.0,
+        help="throughput: seconds between kline updates per symbol (Binance: 2)",
+    )
     args = ap.parse_args()
     # Logs of the services and stream processes stay in this folder for inspection.
     work = Path(tempfile.mkdtemp(prefix=f"bench-stream-{args.which}-"))
@@ -429,10 +541,12 @@ def main() -> None:
             out = run_live(
                 args.symbols or 400,
                 args.seconds or 300,
-                1.0,
+                args.update_s,
                 work,
                 watch=False,
             )
+        elif args.which == "scale":
+            out = run_scale(args.symbols or 188, args.seconds or 60, args.update_s, work)
         else:
             out = run_catchup(args.symbols or 400, args.minutes, work)
     out["at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -67,6 +67,33 @@ def test_older_update_never_overwrites_newer(mongo_db):
     assert mongo_db[STREAMING_1M].count_documents({}) == 1
 
 
+def test_the_rule_holds_across_handles_and_within_one_call(mongo_db):
+    # Another consumer, or this one after a restart, writes through a new handle: the rule
+    # lives in the store, so it does not depend on which handle wrote first.
+    first, restarted = CandleStore(mongo_db, STREAMING_1M), CandleStore(mongo_db, STREAMING_1M)
+    first.ensure_indexes()
+    newer = _candle(0, close="105.00000000", event_s=40, closed=False)
+    assert first.upsert([newer, _candle(1, close="1.0", event_s=5, closed=False)]).inserted == 2
+    older = _candle(0, close="104.00000000", event_s=20, closed=False)
+    result = restarted.upsert([older, _candle(2, close="2.0", event_s=5, closed=False)])
+    assert (result.inserted, result.updated, result.unchanged) == (1, 0, 1)
+    assert first.find("BTCUSDT")[0].close == Decimal("105.00000000")
+    final = _candle(0, close="106.00000000", event_s=59, closed=True)
+    assert CandleStore(mongo_db, STREAMING_1M).upsert([final]).updated == 1
+    # Two versions of one new key in one call: the newer wins whatever their order.
+    late = _candle(3, close="9.00000000", event_s=50, closed=False)
+    early = _candle(3, close="8.00000000", event_s=10, closed=False)
+    CandleStore(mongo_db, STREAMING_1M).upsert([late, early])
+    docs = {d.open_time.minute: d.close for d in first.find("BTCUSDT")}
+    assert docs == {
+        0: Decimal("106.00000000"),
+        1: Decimal("1.0"),
+        2: Decimal("2.0"),
+        3: Decimal("9.00000000"),
+    }
+    assert mongo_db[STREAMING_1M].count_documents({}) == 4
+
+
 def test_find_range_is_half_open_and_ordered(mongo_db):
     store = CandleStore(mongo_db, STREAMING_1M)
     store.upsert([_candle(m, close="100.00000000", event_s=59, closed=True) for m in (3, 1, 2, 0)])
