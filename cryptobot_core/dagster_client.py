@@ -1,114 +1,30 @@
 """A small GraphQL client for a running Dagster webserver (no dagster import).
 
-Used by ``cryptobot backfill`` so that scripted backfills go through Dagster and show in
-its UI like any other backfill. Only the few operations the CLI needs are here.
+Used by ``cryptobot backfill`` so that scripted backfills run as Dagster runs and show in
+its UI like any other run. Only the few operations the CLI needs are here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from cryptobot_core.errors import CryptobotError, ValidationError
+from cryptobot_core.errors import CryptobotError
 
 log = logging.getLogger(__name__)
-
-# Backfill states that will not change any more.
-TERMINAL_STATUSES = frozenset(
-    {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-)
-SUCCESS_STATUSES = frozenset({"COMPLETED", "COMPLETED_SUCCESS"})
 
 
 class DagsterError(CryptobotError):
     """The Dagster webserver could not be reached or refused a request."""
 
 
-@dataclass(frozen=True)
-class AssetProgress:
-    """Partition counts of one asset in a backfill."""
+# Dagster's run tags for a run that covers a range of partition keys.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-    asset: str
-    targeted: int
-    in_progress: int
-    materialized: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class BackfillStatus:
-    """Where a backfill is: its status and per-asset partition counts."""
-
-    backfill_id: str
-    status: str
-    assets: tuple[AssetProgress, ...]
-
-    @property
-    def done(self) -> bool:
-        """True when the backfill will not change any more."""
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def succeeded(self) -> bool:
-        """True when it finished with every partition materialized."""
-        return self.status in SUCCESS_STATUSES and self.failed == 0
-
-    @property
-    def targeted(self) -> int:
-        """Partitions targeted over all assets."""
-        return sum(a.targeted for a in self.assets)
-
-    @property
-    def materialized(self) -> int:
-        """Partitions materialized over all assets."""
-        return sum(a.materialized for a in self.assets)
-
-    @property
-    def failed(self) -> int:
-        """Partitions failed over all assets."""
-        return sum(a.failed for a in self.assets)
-
-
-_LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-_STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill {
-      id
-      status
-      assetBackfillData {
-        assetBackfillStatuses {
-          __typename
-          ... on AssetPartitionsStatusCounts {
-            assetKey { path }
-            numPartitionsTargeted
-            numPartitionsInProgress
-            numPartitionsMaterialized
-            numPartitionsFailed
-          }
-        }
-      }
-    }
-    ... on Error { message }
-    ... on PythonError { message }
-  }
-}
-"""
 
 _ASSET_REPO = """
 query AssetRepo($key: AssetKeyInput!) {
@@ -130,6 +46,33 @@ mutation Add($selector: RepositorySelector!, $name: String!, $key: String!) {
   }
 }
 """
+
+
+_LAUNCH_RUN = """
+mutation LaunchRun($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}
+"""
+
+_RUNS = """
+query Runs($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on Error { message }
+  }
+}
+"""
+
+# Dagster's job of the selected assets (every asset can be launched through it).
+ASSET_JOB = "__ASSET_JOB"
+# Run states that will not change any more, and the one that means success.
+RUN_TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+RUN_SUCCESS = "SUCCESS"
 
 
 class DagsterClient:
@@ -204,50 +147,32 @@ class DagsterClient:
                 f"could not add partition {key!r} to {partitions_def}: {out.get('message', kind)}"
             )
 
-    def launch_backfill(
-        self,
-        assets: Sequence[str],
-        partition_names: Sequence[str],
-        *,
-        title: str | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> str:
-        """Launch an asset backfill of ``partition_names``; returns the backfill id."""
-        if not partition_names:
-            raise ValidationError("a backfill needs at least one partition")
-        params: dict[str, Any] = {
-            "assetSelection": [{"path": [a]} for a in assets],
-            "partitionNames": list(partition_names),
-            "fromFailure": False,
-            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
-        }
-        if title:
-            params["title"] = title
-        out = self.query(_LAUNCH, {"params": params})["launchPartitionBackfill"]
-        if out["__typename"] != "LaunchBackfillSuccess":
-            raise DagsterError(
-                f"Dagster refused the backfill ({out['__typename']}): {out.get('message', '')}"
-            )
-        backfill_id: str = out["backfillId"]
-        log.info("launched backfill %s of %d partitions", backfill_id, len(partition_names))
-        return backfill_id
+    def launch_run(self, asset: str, tags: dict[str, str]) -> str:
+        """Queue one run of ``asset`` (and its checks) with ``tags``; returns the run id.
 
-    def backfill_status(self, backfill_id: str) -> BackfillStatus:
-        """Status and partition counts of a backfill."""
-        out = self.query(_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if out["__typename"] != "PartitionBackfill":
-            raise DagsterError(f"backfill {backfill_id}: {out.get('message', out['__typename'])}")
-        assets = []
-        for item in (out.get("assetBackfillData") or {}).get("assetBackfillStatuses", []):
-            if item["__typename"] != "AssetPartitionsStatusCounts":
-                continue
-            assets.append(
-                AssetProgress(
-                    asset="/".join(item["assetKey"]["path"]),
-                    targeted=item["numPartitionsTargeted"],
-                    in_progress=item["numPartitionsInProgress"],
-                    materialized=item["numPartitionsMaterialized"],
-                    failed=item["numPartitionsFailed"],
-                )
+        A run starts as soon as the run queue takes it (seconds), where a backfill waits for
+        the backfill daemon's next 30-s tick to create its runs and another to end.
+        """
+        selector = {
+            **self.repository_of(asset),
+            "jobName": ASSET_JOB,
+            "assetSelection": [{"path": [asset]}],
+        }
+        params = {
+            "selector": selector,
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        out = self.query(_LAUNCH_RUN, {"params": params})["launchRun"]
+        if out["__typename"] != "LaunchRunSuccess":
+            raise DagsterError(
+                f"Dagster refused the run of {asset} ({out['__typename']}): {out.get('message', '')}"
             )
-        return BackfillStatus(out["id"], out["status"], tuple(assets))
+        run_id: str = out["run"]["runId"]
+        return run_id
+
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Status of each run (QUEUED, STARTED, SUCCESS, FAILURE, ...)."""
+        out = self.query(_RUNS, {"ids": list(run_ids)})["runsOrError"]
+        if out["__typename"] != "Runs":
+            raise DagsterError(f"cannot read runs: {out.get('message', out['__typename'])}")
+        return {r["runId"]: r["status"] for r in out["results"]}

@@ -7,15 +7,13 @@ from datetime import date
 
 import dagster as dg
 
+from cryptobot_core.dagster_client import RANGE_END_TAG, RANGE_START_TAG
 from cryptobot_core.history import parse_day
 from cryptobot_core.settings import Settings
 
 SYMBOLS_PARTITIONS_NAME = "symbols"
 DATE_DIM = "date"
 SYMBOL_DIM = "symbol"
-# Dagster's own run tags for a run that covers a range of partition keys.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 symbols_partitions = dg.DynamicPartitionsDefinition(name=SYMBOLS_PARTITIONS_NAME)
 

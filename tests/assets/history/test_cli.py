@@ -96,3 +96,21 @@ def test_an_interval_that_is_not_kept_as_history_is_refused(cli_env: dict[str, s
     assert "CRYPTOBOT_HISTORY_INTERVALS (e.g. 15m,1h)" in message
     result = CliRunner().invoke(app, ["backfill", "--days", "1", "--interval", "2x"])
     assert "invalid interval '2x'; allowed: 1s, 1m" in str(result.exception)
+
+
+def test_a_backfill_runs_each_symbols_consecutive_days_together() -> None:
+    from datetime import date
+
+    from cryptobot_core.cli.backfill import plan_runs
+    from cryptobot_core.history import max_days_per_run, plan_backfill
+    from cryptobot_core.intervals import Interval
+
+    today = date(2026, 3, 10)
+    plan = plan_backfill(["BTCUSDT", "ETHUSDT"], 3, today=today, start_date=date(2026, 1, 1))
+    first, last = date(2026, 3, 7), date(2026, 3, 9)
+    assert plan_runs(plan, max_days_per_run(Interval.M15)) == [
+        ("BTCUSDT", first, last),
+        ("ETHUSDT", first, last),
+    ]
+    # A day of 1s candles is a run of its own (86,400 candles).
+    assert len(plan_runs(plan, max_days_per_run(Interval.S1))) == 6
