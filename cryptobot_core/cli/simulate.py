@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Annotated
 
@@ -97,8 +98,11 @@ def simulate(
         f"{server.url}  ws: {server.ws_url}  archives: {server.url}/data/spot/..."
     )
     typer.echo("Press Ctrl-C to stop.")
+    stopping = threading.Event()
+    # SIGTERM (a supervisor, `kill`) stops it as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        threading.Event().wait()
+        stopping.wait()
     except KeyboardInterrupt:
         pass
     finally:

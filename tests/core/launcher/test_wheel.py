@@ -132,7 +132,12 @@ def test_the_installed_wheel_serves_the_simulator_and_starts_the_store(
                     time.sleep(0.3)
         finally:
             sim.send_signal(signal.SIGINT)
-            sim.wait(timeout=30)
+            try:
+                sim.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sim.kill()  # never leave it behind; the test fails below
+                sim.wait()
+                raise AssertionError((cwd / "simulate.err").read_text()) from None
     assert answer == {}, (cwd / "simulate.err").read_text()
 
     # `cryptobot up` with the store only: its users come from the wheel's definitions file.
@@ -159,7 +164,13 @@ def test_the_installed_wheel_serves_the_simulator_and_starts_the_store(
             assert "mongodb://cryptobot_app:***@127.0.0.1" in out.read_text(), out.read_text()
         finally:
             up.send_signal(signal.SIGINT)
-            assert up.wait(timeout=60) == 0, out.read_text()
+            try:
+                code = up.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+                raise AssertionError(out.read_text()) from None
+            assert code == 0, out.read_text()
     assert sorted(p.name for p in (cwd / ".cryptobot" / "secrets").iterdir()) == [
         "mongo_admin_password",
         "mongo_app_password",

@@ -18,6 +18,17 @@ CLI = [sys.executable, "-c", "from cryptobot_core.cli import main; main()", "sim
 DAY_2025_01_01 = 1_735_689_600_000
 
 
+def stop(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[str, str]:
+    """Ctrl-C the simulator and collect its output; killed (and the test failed) if it hangs."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"simulator ignored Ctrl-C for {timeout} s:\n{err[-2000:]}") from None
+
+
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT_")}
 
@@ -58,8 +69,7 @@ def test_simulate_serves_the_seeded_market(tmp_path: Path) -> None:
         )
         assert len(rows) == 24
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = stop(proc)
     assert proc.returncode == 0, err
     assert f"127.0.0.1:{port}" in out and "Traceback" not in err
 
@@ -93,8 +103,7 @@ def test_simulate_serves_a_whole_generated_market(tmp_path: Path) -> None:
         )
         assert archive.status_code == 200 and archive.content[:2] == b"PK"
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = stop(proc)
     assert proc.returncode == 0, err
     assert "1575 symbols" in out and "Traceback" not in err
 
@@ -128,3 +137,33 @@ def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
     )
     assert r.returncode == 2 and "--trading-symbols must be 1..20000" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_simulate_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.communicate())
+        time.sleep(0.2)
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("simulator ignored SIGTERM for 30 s") from None
+    assert proc.returncode == 0 and "Traceback" not in err
