@@ -499,6 +499,21 @@ def contiguous_ranges(days: Iterable[date], max_days: int) -> list[tuple[date, d
     return _contiguous_chunks(list(days), max_days)
 
 
+def plan_runs(
+    partitions: Iterable[tuple[str, date]], max_days: int
+) -> list[tuple[str, date, date]]:
+    """(symbol, first day, last day) of each run: consecutive days of one symbol together,
+    at most ``max_days`` per run (the ranges the CLI and the catch-up sensor launch)."""
+    by_symbol: dict[str, list[date]] = defaultdict(list)
+    for symbol, day in partitions:
+        by_symbol[symbol].append(day)
+    return [
+        (symbol, first, last)
+        for symbol, days in by_symbol.items()
+        for first, last in contiguous_ranges(days, max_days)
+    ]
+
+
 def plan_backfill(
     symbols: Sequence[str], days: int, *, today: date, start_date: date
 ) -> list[tuple[str, date]]:

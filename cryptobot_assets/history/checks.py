@@ -60,44 +60,50 @@ def _run(
         raise dg.Failure(description=str(exc)) from None
 
 
+def _scoped_check(
+    key: dg.AssetKey,
+    name: str,
+    description: str,
+    check: Callable[[Store, list[tuple[str, date]]], CheckOutcome],
+) -> dg.AssetChecksDefinition:
+    """A check over the partitions of the run it is in (or every materialized one)."""
+
+    @dg.asset_check(asset=key, name=name, blocking=False, description=description)
+    def scoped(
+        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
+    ) -> dg.AssetCheckResult:
+        scope = check_scope(context, key)
+        return _run(config, lambda store: check(store, scope))
+
+    return scoped
+
+
 def build_history_checks(interval: Interval = INTERVAL) -> list[dg.AssetChecksDefinition]:
     """The four checks of ``klines_<interval>``."""
     key = klines_key(interval)
     iv = interval.value
 
-    @dg.asset_check(
-        asset=key,
-        name="completeness",
-        blocking=False,
-        description=f"Every expected {iv} candle is stored, or recorded as an exchange-side "
-        "gap with its reason.",
-    )
-    def completeness(
-        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-    ) -> dg.AssetCheckResult:
-        scope = check_scope(context, key)
-        return _run(config, lambda store: check_completeness(store, scope, interval))
-
-    @dg.asset_check(
-        asset=key, name="uniqueness", description="No (symbol, open_time) is stored twice."
-    )
-    def uniqueness(
-        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-    ) -> dg.AssetCheckResult:
-        scope = check_scope(context, key)
-        return _run(config, lambda store: check_uniqueness(store, scope, interval))
-
-    @dg.asset_check(
-        asset=key,
-        name="ohlc_sanity",
-        description=f"low <= open, close <= high; volumes >= 0; close_time = open_time + {iv} "
-        "- 1 ms.",
-    )
-    def ohlc_sanity(
-        context: dg.AssetCheckExecutionContext, config: CryptobotSettingsResource
-    ) -> dg.AssetCheckResult:
-        scope = check_scope(context, key)
-        return _run(config, lambda store: check_ohlc(store, scope, interval))
+    scoped = [
+        _scoped_check(
+            key,
+            "completeness",
+            f"Every expected {iv} candle is stored, or recorded as an exchange-side gap with "
+            "its reason.",
+            lambda store, scope: check_completeness(store, scope, interval),
+        ),
+        _scoped_check(
+            key,
+            "uniqueness",
+            "No (symbol, open_time) is stored twice.",
+            lambda store, scope: check_uniqueness(store, scope, interval),
+        ),
+        _scoped_check(
+            key,
+            "ohlc_sanity",
+            f"low <= open, close <= high; volumes >= 0; close_time = open_time + {iv} - 1 ms.",
+            lambda store, scope: check_ohlc(store, scope, interval),
+        ),
+    ]
 
     @dg.asset_check(
         asset=key,
@@ -116,7 +122,7 @@ def build_history_checks(interval: Interval = INTERVAL) -> list[dg.AssetChecksDe
             dg.AssetCheckSeverity.WARN,
         )
 
-    return [completeness, uniqueness, ohlc_sanity, freshness]
+    return [*scoped, freshness]
 
 
 def history_checks_for(settings: Settings) -> list[dg.AssetChecksDefinition]:

@@ -1,5 +1,7 @@
 """Sensors: keep the symbol partitions in sync with settings; catch up missing days."""
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -15,10 +17,10 @@ from cryptobot_assets.resources import CryptobotSettingsResource
 from cryptobot_assets.runs import ACTIVE_RUN_STATUSES
 from cryptobot_core.errors import CryptobotError
 from cryptobot_core.history import (
-    contiguous_ranges,
     klines_asset_name,
     max_days_per_run,
     missing_partitions,
+    plan_runs,
 )
 from cryptobot_core.intervals import Interval
 from cryptobot_core.universe import configured_symbols, current_symbols, refresh_daily
@@ -149,19 +151,11 @@ def build_catch_up_sensor(intervals: list[Interval] | None = None) -> dg.SensorD
         missing_count = 0
         for key, interval in keys.items():
             done = context.instance.get_materialized_partitions(key)
-            missing = missing_partitions(
-                symbols,
-                start,
-                yesterday,
-                lambda s, d, done=done: str(partition_key(s, d)) in done,  # type: ignore[misc]
-            )
+            missing = missing_partitions(symbols, start, yesterday, _materialized_in(done))
             missing_count += len(missing)
             ranges += [
                 (first, last, symbol, interval)
-                for symbol in symbols
-                for first, last in contiguous_ranges(
-                    [d for s, d in missing if s == symbol], max_days_per_run(interval)
-                )
+                for symbol, first, last in plan_runs(missing, max_days_per_run(interval))
             ]
         if not ranges:
             return dg.SkipReason(f"every partition from {start} to {yesterday} is materialized")
@@ -180,6 +174,11 @@ def build_catch_up_sensor(intervals: list[Interval] | None = None) -> dg.SensorD
         return requests
 
     return history_catch_up_sensor
+
+
+def _materialized_in(done: AbstractSet[str]) -> Callable[[str, date], bool]:
+    """Whether (symbol, day) is among the materialized partition keys ``done``."""
+    return lambda symbol, day: str(partition_key(symbol, day)) in done
 
 
 def _run_key(today: date, interval: Interval, symbol: str, first: date, last: date) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,10 +21,10 @@ from cryptobot_core.errors import InvalidSymbolError, ValidationError
 from cryptobot_core.exchange.exchange_info import SYMBOL_RE
 from cryptobot_core.history import (
     INTERVAL,
-    contiguous_ranges,
     klines_asset_name,
     max_days_per_run,
     plan_backfill,
+    plan_runs,
 )
 from cryptobot_core.intervals import Interval
 from cryptobot_core.settings import get_settings
@@ -129,18 +129,6 @@ def backfill(
         )
         raise typer.Exit(1)
     typer.echo(f"backfill {batch} done: {materialized} partitions materialized")
-
-
-def plan_runs(plan: list[tuple[str, date]], max_days: int) -> list[tuple[str, date, date]]:
-    """(symbol, first day, last day) of each run: consecutive days of one symbol together."""
-    by_symbol: dict[str, list[date]] = {}
-    for symbol, day in plan:
-        by_symbol.setdefault(symbol, []).append(day)
-    return [
-        (symbol, first, last)
-        for symbol, days in by_symbol.items()
-        for first, last in contiguous_ranges(days, max_days)
-    ]
 
 
 def _follow(
