@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the queries whose name contains this")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    db_port, api_port = services.free_port(), services.free_port()
+    db_port, api_port = services.free_ports(2)
     uri = f"mongodb://127.0.0.1:{db_port}/?directConnection=true"
     store = services.secantus(db_port, ":memory:", tmp / "secantus.log").start()
     api = None

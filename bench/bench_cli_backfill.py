@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cli-backfill-"))
     sim = SimulatorServer(SimConfig(seed=42, clock=SimClock.real())).start()
-    mport, dport = services.free_port(), services.free_port()
+    mport, dport = services.free_ports(2)
     mongo = services.secantus(mport, ":memory:", work / "secantus.log").start()
     uri = f"mongodb://127.0.0.1:{mport}/?directConnection=true"
     home = work / "dagster_home"

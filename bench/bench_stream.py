@@ -72,7 +72,7 @@ class Stack:
 
     def __init__(self, work: Path, symbols: list[str], sim_port: int | None) -> None:
         self.work = work
-        kport, mport = services.free_port(), services.free_port()
+        kport, mport = services.free_ports(2)
         self.tansu = services.tansu(kport, work / "tansu.log").start()
         self.mongo = services.secantus(mport, ":memory:", work / "secantus.log").start()
         tag = uuid.uuid4().hex[:6]

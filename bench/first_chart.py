@@ -26,24 +26,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cryptobot_core.services import free_ports
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 TARGET_S = 300.0
 DRAWN_CANDLES_JS = """() => [...document.querySelectorAll('.js-plotly-plot .trace.boxes path')]
     .some(e => (e.getAttribute('d') || '').length > 10)"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _first_candle_drawn(base: str, deadline: float) -> tuple[float, str]:
@@ -81,8 +76,9 @@ def main() -> None:
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT))
     )
-    ports = {name: _free_port() for name in ("MONGO", "KAFKA", "SIM", "DAGSTER", "API")}
-    dashboard_port = _free_port()
+    names = ("MONGO", "KAFKA", "SIM", "DAGSTER", "API")
+    *chosen, dashboard_port = free_ports(len(names) + 1)
+    ports = dict(zip(names, chosen, strict=True))
     env.update({f"CRYPTOBOT_{name}_PORT": str(port) for name, port in ports.items()})
     env["CRYPTOBOT_DASHBOARD_PORT"] = str(dashboard_port)
     marks: dict[str, float] = {}

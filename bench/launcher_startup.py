@@ -33,15 +33,9 @@ SKIP = ["--skip", "api", "--skip", "dashboard"]
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOBOT_")}
-    for name in (
-        "MONGO_PORT",
-        "KAFKA_PORT",
-        "SIM_PORT",
-        "DAGSTER_PORT",
-        "API_PORT",
-        "DASHBOARD_PORT",
-    ):
-        env[f"CRYPTOBOT_{name}"] = str(services.free_port())
+    names = ("MONGO", "KAFKA", "SIM", "DAGSTER", "API", "DASHBOARD")
+    for name, port in zip(names, services.free_ports(len(names)), strict=True):
+        env[f"CRYPTOBOT_{name}_PORT"] = str(port)
     env["CRYPTOBOT_DATA_DIR"] = str(data_dir)
     env["CRYPTOBOT_EXCHANGE"] = "sim"
     return env

@@ -5,12 +5,20 @@ The store and the broker started here run the same command lines as in ``cryptob
 """
 
 from cryptobot_core.launcher.java import java_available, require_java
-from cryptobot_core.launcher.processes import ManagedProcess, free_port, mongo_ping, port_open, tail
+from cryptobot_core.launcher.processes import (
+    ManagedProcess,
+    free_port,
+    free_ports,
+    mongo_ping,
+    port_open,
+    tail,
+)
 from cryptobot_core.launcher.specs import secantus, tansu, tansu_binary
 
 __all__ = [
     "ManagedProcess",
     "free_port",
+    "free_ports",
     "java_available",
     "mongo_ping",
     "port_open",

@@ -59,7 +59,7 @@ def test_features_on_a_standalone_cluster_equal_local_mode(spark: Any, tmp_path:
         # No REST submission server: it would take the fixed port 6066.
         "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
     }
-    port, web = services.free_port(), services.free_port()
+    port, web, worker_web = services.free_ports(3)
     master_url = f"spark://127.0.0.1:{port}"
     master = services.ManagedProcess(
         name="spark-master",
@@ -75,7 +75,7 @@ def test_features_on_a_standalone_cluster_equal_local_mode(spark: Any, tmp_path:
             name="spark-worker",
             argv=[spark_class, "org.apache.spark.deploy.worker.Worker", master_url]
             + ["--host", "127.0.0.1", "--cores", "1", "--memory", "1g"]
-            + ["--webui-port", str(services.free_port()), "--work-dir", str(tmp_path / "work")],
+            + ["--webui-port", str(worker_web), "--work-dir", str(tmp_path / "work")],
             log_path=tmp_path / "worker.log",
             healthy=lambda: any(
                 w.get("state") == "ALIVE" for w in _master_state(web).get("workers", [])

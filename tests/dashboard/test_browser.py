@@ -15,7 +15,7 @@ import pytest
 
 from cryptobot_core.intervals import Interval
 from cryptobot_core.models import dt_to_ms
-from cryptobot_core.services import ManagedProcess, free_port
+from cryptobot_core.services import ManagedProcess, free_ports
 from cryptobot_core.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -146,7 +146,7 @@ def running(
 ) -> Iterator[Running]:
     """The dashboard (streamlit run) on a free port, and the real API (uvicorn), not started yet."""
     _fill_store(settings, mongo_db, datetime.now(UTC))
-    api_port, dash_port = free_port(), free_port()
+    api_port, dash_port = free_ports(2)
     api_url = f"http://127.0.0.1:{api_port}"
     api = ManagedProcess(
         name="API (uvicorn)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from cryptobot_core.launcher.specs import (
     dashboard_script,
     install_dagster_home,
 )
+from cryptobot_core.services import free_ports
 from cryptobot_core.settings import Settings, load_settings
 
 
@@ -94,3 +96,13 @@ def test_dev_dagster_yaml_is_a_valid_instance_with_queue_and_pools(tmp_path: Pat
         check=True,
     )
     assert out.stdout.split() == ["QueuedRunCoordinator", "8", "2"]
+
+
+def test_ports_chosen_together_are_distinct_and_free() -> None:
+    """One at a time the kernel may hand back a port it just released (two services were
+    once given the same one); chosen together they never repeat."""
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # each is still free to take

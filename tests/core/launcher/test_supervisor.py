@@ -42,14 +42,16 @@ def _bare_env() -> dict[str, str]:
 
 def _stack_env(tmp_path: Path, marker: str, exchange: str) -> dict[str, str]:
     env = _bare_env()
-    for name in ("MONGO", "KAFKA", "SIM", "DAGSTER", "API", "DASHBOARD"):
-        env[f"CRYPTOBOT_{name}_PORT"] = str(services.free_port())
+    names = ("MONGO", "KAFKA", "SIM", "DAGSTER", "API", "DASHBOARD")
+    *ports, rest_port, ws_port = services.free_ports(len(names) + 2)
+    for name, port in zip(names, ports, strict=True):
+        env[f"CRYPTOBOT_{name}_PORT"] = str(port)
     env.update(
         {
             "CRYPTOBOT_EXCHANGE": exchange,
             # Never reached: "binance" is not probed, and "auto" must fall back.
-            "CRYPTOBOT_BINANCE_REST_URL": f"http://127.0.0.1:{services.free_port()}",
-            "CRYPTOBOT_BINANCE_WS_URL": f"ws://127.0.0.1:{services.free_port()}",
+            "CRYPTOBOT_BINANCE_REST_URL": f"http://127.0.0.1:{rest_port}",
+            "CRYPTOBOT_BINANCE_WS_URL": f"ws://127.0.0.1:{ws_port}",
             MARKER_VAR: marker,
         }
     )
