@@ -12,7 +12,7 @@ pairs, the arithmetic Decimal would do without its per-operation cost.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
@@ -23,10 +23,30 @@ from cryptobot_core.models import dec_str
 Parts = tuple[int, int]
 # The coefficient's top 49 bits sit in the high word, below the sign, combination and exponent.
 _HIGH_COEFF_MASK = (1 << 49) - 1
+_LOW_MASK = (1 << 64) - 1
+_SIGN = 1 << 63
+_EXP_BIAS = 6176
+# Decimal128's exponent range for a coefficient of up to 34 digits (no clamping needed).
+_MIN_EXP, _MAX_EXP = -6176, 6111
+# Shifts a coefficient of up to 34 digits to an integer without rounding.
+_EXACT = Context(prec=34, Emin=-999_999, Emax=999_999)
 
 
 def to_stored(value: Decimal) -> Decimal128:
-    """A Decimal as stored: Decimal128, same coefficient and exponent."""
+    """A Decimal as stored: Decimal128, same coefficient and exponent.
+
+    ``Decimal128(value)`` costs about 7 µs (it rebuilds the coefficient bit by bit in
+    Python), a third of the consumer's CPU at market scale. A finite value that fits (at
+    most 34 digits, exponent in range: every price and volume) is encoded here directly,
+    the same BID bits in about 1.5 µs; anything else takes bson's exact path.
+    """
+    sign, digits, exponent = value.as_tuple()
+    if exponent.__class__ is int and len(digits) <= 34 and _MIN_EXP <= exponent <= _MAX_EXP:
+        coefficient = int(value.copy_abs().scaleb(-exponent, _EXACT))
+        high = ((exponent + _EXP_BIAS) << 49) | (coefficient >> 64)
+        # Built from its (high, low) BID words, as Decimal128 documents (its stubs omit it).
+        bid = (high | _SIGN if sign else high, coefficient & _LOW_MASK)
+        return Decimal128(bid)  # type: ignore[arg-type]
     return Decimal128(value)
 
 

@@ -16,6 +16,7 @@ from cryptobot_core.store.codec import (
     stored_float,
     stored_parts,
     stored_text,
+    to_stored,
 )
 
 
@@ -34,6 +35,36 @@ def test_fast_decimal128_decoding_equals_the_exact_one(value: Decimal) -> None:
     assert decoded == exact and decoded.as_tuple() == exact.as_tuple()
     assert Decimal(parts_text(stored_parts(stored))) == exact
     assert stored_float(stored) == float(exact)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    | st.builds(
+        lambda sign, coefficient, exponent: Decimal(
+            (sign, tuple(map(int, str(coefficient))), exponent)
+        ),
+        st.integers(0, 1),
+        st.integers(0, 10**34 - 1),
+        st.integers(-6200, 6150),
+    )
+)
+def test_fast_decimal128_encoding_equals_bsons(value: Decimal) -> None:
+    """The same BID bits as bson's own encoder, or the same error where it refuses."""
+    try:
+        expected = Decimal128(value).bid
+    except Exception as error:  # noqa: BLE001 - whatever bson raises, to_stored must too
+        with pytest.raises(type(error)):
+            to_stored(value)
+        return
+    assert to_stored(value).bid == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "-0", "0E-8", "-0E+3", "1E+6111", "9" * 34, "NaN", "-Infinity"]
+)
+def test_fast_decimal128_encoding_on_edge_values(text: str) -> None:
+    assert to_stored(Decimal(text)).bid == Decimal128(Decimal(text)).bid
 
 
 @pytest.mark.parametrize(
