@@ -81,6 +81,8 @@ class DagsterClient:
     def __init__(self, url: str, *, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        # Where each asset is defined does not change while a command runs: asked once.
+        self._repositories: dict[str, dict[str, str]] = {}
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -123,6 +125,8 @@ class DagsterClient:
 
     def repository_of(self, asset: str) -> dict[str, str]:
         """The repository selector (location and repository name) that defines ``asset``."""
+        if asset in self._repositories:
+            return self._repositories[asset]
         data = self.query(_ASSET_REPO, {"key": {"path": [asset]}})["assetNodeOrError"]
         if data["__typename"] != "AssetNode":
             raise DagsterError(
@@ -130,7 +134,12 @@ class DagsterClient:
                 f"{data.get('message', data['__typename'])}"
             )
         repo = data["repository"]
-        return {"repositoryName": repo["name"], "repositoryLocationName": repo["location"]["name"]}
+        selector = {
+            "repositoryName": repo["name"],
+            "repositoryLocationName": repo["location"]["name"],
+        }
+        self._repositories[asset] = selector
+        return selector
 
     def add_dynamic_partitions(self, asset: str, partitions_def: str, keys: Sequence[str]) -> None:
         """Add ``keys`` to the dynamic partitions ``partitions_def`` (existing ones are fine)."""
