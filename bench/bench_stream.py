@@ -290,6 +290,8 @@ def run_live(
         pipeline: list[float] = []
         windows: list[tuple[float, float]] = []
         stages: dict[str, list[list[float]]] = {}
+        # RSS every minute: a soak must show whether memory levels off, not only its ends.
+        rss_series: list[dict[str, float]] = []
         t0 = time.monotonic()
         wall0 = int(time.time() * 1000)
         while time.monotonic() - t0 < seconds:
@@ -301,6 +303,10 @@ def run_live(
                 windows.append((c["latency_ms_p50"], c["latency_ms_p99"]))
             for name, p50_p99 in (c.get("stages_ms") or {}).items():
                 stages.setdefault(name, []).append(p50_p99)
+            if len(rss_series) < (time.monotonic() - t0) // 60:
+                rss_series.append(
+                    {"producer": rss_mb(producer.pid), "consumer": rss_mb(consumer.pid)}
+                )
         elapsed = time.monotonic() - t0
         cpu = {name: (cpu_s(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
         rss1 = {"producer": rss_mb(producer.pid), "consumer": rss_mb(consumer.pid)}
@@ -382,6 +388,10 @@ def run_live(
             },
             "rss_mb_start": {k: round(v, 1) for k, v in rss0.items()},
             "rss_mb_end": {k: round(v, 1) for k, v in rss1.items()},
+            "rss_growth_pct": {k: round(100 * (rss1[k] / rss0[k] - 1), 1) for k in rss0},
+            "rss_mb_each_minute": {
+                k: [round(r[k], 1) for r in rss_series] for k in ("producer", "consumer")
+            },
         }
     finally:
         stack.close()
@@ -534,21 +544,14 @@ def main() -> None:
     # Logs of the services and stream processes stay in this folder for inspection.
     work = Path(tempfile.mkdtemp(prefix=f"bench-stream-{args.which}-"))
     print(f"logs in {work}", file=sys.stderr)
-    if True:
-        if args.which == "latency":
-            out = run_live(args.symbols or 2, args.seconds or 60, 0.5, work)
-        elif args.which == "throughput":
-            out = run_live(
-                args.symbols or 400,
-                args.seconds or 300,
-                args.update_s,
-                work,
-                watch=False,
-            )
-        elif args.which == "scale":
-            out = run_scale(args.symbols or 188, args.seconds or 60, args.update_s, work)
-        else:
-            out = run_catchup(args.symbols or 400, args.minutes, work)
+    if args.which == "latency":
+        out = run_live(args.symbols or 2, args.seconds or 60, 0.5, work)
+    elif args.which == "throughput":
+        out = run_live(args.symbols or 400, args.seconds or 300, args.update_s, work, watch=False)
+    elif args.which == "scale":
+        out = run_scale(args.symbols or 188, args.seconds or 60, args.update_s, work)
+    else:
+        out = run_catchup(args.symbols or 400, args.minutes, work)
     out["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(json.dumps(out, indent=2))
 
