@@ -99,11 +99,14 @@ def simulate(
     )
     typer.echo("Press Ctrl-C to stop.")
     stopping = threading.Event()
-    # SIGTERM (a supervisor, `kill`) stops it as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl-C and SIGTERM (a supervisor, `kill`) both stop it cleanly. Both are handled here
+    # explicitly, as `cryptobot up` and the stream commands do: a process started with
+    # SIGINT ignored (a background command of a shell without job control) would otherwise
+    # never hear the Ctrl-C it was promised.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         stopping.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()

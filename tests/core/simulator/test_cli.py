@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cryptobot_core.services import free_port
 from cryptobot_core.simulator import Market, SimConfig
@@ -139,7 +140,22 @@ def test_simulate_rejects_bad_options_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_simulate_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "inherited_ignore"),
+    [
+        pytest.param(signal.SIGTERM, False, id="sigterm"),
+        # Started the way a shell without job control starts a background command: the
+        # ignored SIGINT is inherited, and Ctrl-C must still stop it.
+        pytest.param(signal.SIGINT, True, id="ctrl-c-from-a-parent-that-ignores-it"),
+    ],
+)
+def test_simulate_stops_cleanly_on_a_signal(
+    tmp_path: Path, sig: signal.Signals, inherited_ignore: bool
+) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [*CLI, "--port", str(port)],
@@ -148,6 +164,7 @@ def test_simulate_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if inherited_ignore else None,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -160,10 +177,12 @@ def test_simulate_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
             raise AssertionError(proc.communicate())
         time.sleep(0.2)
-    proc.terminate()
+    proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("simulator ignored SIGTERM for 30 s") from None
+        raise AssertionError(f"simulator ignored {sig.name} for 30 s") from None
     assert proc.returncode == 0 and "Traceback" not in err
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/api/v3/ping", timeout=1)
