@@ -41,13 +41,14 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 from pymongo import ASCENDING, InsertOne, MongoClient, UpdateOne
+from scaling import cpu_panel, cpu_s
 
 from cryptobot_assets.definitions import build_defs
 from cryptobot_assets.history.assets import FEATURES_KEY, KLINES_KEY, MAX_DAYS_PER_RUN
 from cryptobot_assets.history.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
 from cryptobot_core import services
 from cryptobot_core.features import start_spark
-from cryptobot_core.history import contiguous_ranges
+from cryptobot_core.history import plan_runs
 from cryptobot_core.settings import load_settings
 from cryptobot_core.simulator import default_symbols
 from cryptobot_core.store import FEATURES_15M, HISTORICAL_15M
@@ -62,12 +63,6 @@ CHILD = textwrap.dedent(
     server.stop()
     """
 )
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Backfill(NamedTuple):
@@ -109,21 +104,19 @@ def backfill(
     instance.add_dynamic_partitions("symbols", symbols)
     klines = defs.get_assets_def(KLINES_KEY)
     all_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    runs = [
-        range_tags(s, a, b)
-        for s in symbols
-        for a, b in contiguous_ranges(all_days, MAX_DAYS_PER_RUN)
-    ]
+    # The ranges the CLI and the catch-up sensor would launch: one run per symbol and 30 days.
+    planned = plan_runs([(s, d) for s in symbols for d in all_days], MAX_DAYS_PER_RUN)
+    runs = [range_tags(s, a, b) for s, a, b in planned]
 
     pids = {"store": store_pid, "simulator": sim.pid}
-    cpu0 = {name: _cpu_s(pid) for name, pid in pids.items()}
+    cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
     own0 = time.process_time()
     t0 = time.perf_counter()
     for tags in runs:
         res = dg.materialize([klines], instance=instance, resources=defs.resources, tags=tags)
         assert res.success, tags
     backfill_s = time.perf_counter() - t0
-    cores = {name: (_cpu_s(pid) - cpu0[name]) / backfill_s for name, pid in pids.items()}
+    cores = {name: (cpu_s(pid) - cpu0[name]) / backfill_s for name, pid in pids.items()}
     cores["dagster (runs in-process)"] = (time.process_time() - own0) / backfill_s
 
     client: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
@@ -138,18 +131,10 @@ def backfill(
         return coll
 
     # Same batches as the runs: one bulk per (symbol, 30 days).
-    batches: list[list[dict[str, Any]]] = []
-    for tags in runs:
-        sym = tags[RANGE_START_TAG].split("|")[1]
-        lo = tags[RANGE_START_TAG].split("|")[0]
-        hi = tags[RANGE_END_TAG].split("|")[0]
-        batches.append(
-            [
-                d
-                for d in docs
-                if d["symbol"] == sym and lo <= d["open_time"].date().isoformat() <= hi
-            ]
-        )
+    batches = [
+        [d for d in docs if d["symbol"] == sym and first <= d["open_time"].date() <= last]
+        for sym, first, last in planned
+    ]
     coll = fresh("baseline_upsert")
     t0 = time.perf_counter()
     for batch in batches:
@@ -249,17 +234,7 @@ def draw(points: list[dict[str, Any]], days: int) -> None:
     rate.set_ylabel("candles stored per second")
     rate.legend(fontsize=8)
     rate.set_title("History write rate")
-    names = list(points[0]["cpu_cores"])
-    for name in names:
-        cpu.plot(symbols, [p["cpu_cores"][name] for p in points], "o-", label=name)
-    cpu.plot(symbols, [sum(p["cpu_cores"].values()) for p in points], "k^-", label="all")
-    cpu.axhline(2, color="red", linewidth=1, label="the machine: 2 cores")
-    cpu.set_xscale("log", base=2)
-    cpu.set_xticks(symbols, [str(s) for s in symbols])
-    cpu.set_xlabel("symbols")
-    cpu.set_ylabel("cores used during the backfill")
-    cpu.legend(fontsize=8)
-    cpu.set_title("CPU by process")
+    cpu_panel(cpu, symbols, [p["cpu_cores"] for p in points], "cores used during the backfill")
     fig.tight_layout()
     fig.savefig(SCALE_PNG, dpi=110)
 

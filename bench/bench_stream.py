@@ -33,6 +33,8 @@ from pymongo import MongoClient, UpdateOne
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scaling import cpu_panel, cpu_s  # noqa: E402
+
 from cryptobot_core import services  # noqa: E402
 from cryptobot_core.intervals import Interval  # noqa: E402
 from cryptobot_core.models import dt_to_ms, ms_to_dt  # noqa: E402
@@ -51,12 +53,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -512,17 +508,8 @@ def _draw(points: list[dict[str, Any]], update_s: float) -> None:
     lat.set_ylabel("event -> stored latency (ms)")
     lat.legend(fontsize=8)
     lat.set_title("Stream latency")
-    for name in ("consumer", "store", "producer", "broker", "feed"):
-        cpu.plot(symbols, [p["cpu_cores"][name] for p in points], "o-", label=name)
-    total = [sum(p["cpu_cores"].values()) for p in points]
-    cpu.plot(symbols, total, "k^-", label="all")
-    cpu.axhline(2, color="red", linewidth=1, label="the machine: 2 cores")
-    cpu.set_xscale("log", base=2)
-    cpu.set_xticks(symbols, [str(s) for s in symbols])
-    cpu.set_xlabel("symbols")
-    cpu.set_ylabel("cores used")
-    cpu.legend(fontsize=8)
-    cpu.set_title("CPU by process")
+    order = ("consumer", "store", "producer", "broker", "feed")
+    cpu_panel(cpu, symbols, [{n: p["cpu_cores"][n] for n in order} for p in points], "cores used")
     fig.tight_layout()
     fig.savefig(SCALE_PNG, dpi=110)
 

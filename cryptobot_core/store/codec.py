@@ -27,7 +27,7 @@ _LOW_MASK = (1 << 64) - 1
 _SIGN = 1 << 63
 _EXP_BIAS = 6176
 # Decimal128's exponent range for a coefficient of up to 34 digits (no clamping needed).
-_MIN_EXP, _MAX_EXP = -6176, 6111
+_MIN_EXP, _MAX_EXP = -_EXP_BIAS, 6111
 # Shifts a coefficient of up to 34 digits to an integer without rounding.
 _EXACT = Context(prec=34, Emin=-999_999, Emax=999_999)
 
@@ -63,7 +63,11 @@ def _decode(value: Decimal128) -> tuple[bool, int, int] | None:
     high, low = value.__getstate__()
     if (high >> 61) & 0b11 == 0b11:
         return None
-    return bool(high >> 63), ((high & _HIGH_COEFF_MASK) << 64) | low, ((high >> 49) & 0x3FFF) - 6176
+    return (
+        bool(high >> 63),
+        ((high & _HIGH_COEFF_MASK) << 64) | low,
+        ((high >> 49) & 0x3FFF) - _EXP_BIAS,
+    )
 
 
 def _text(negative: bool, coefficient: int, exponent: int) -> str:
