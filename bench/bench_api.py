@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -21,7 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,10 @@ def klines(mkt: Market, interval: Interval, start: int, end: int, now: int) -> l
     return out
 
 
-def run(clients: int, per_client: int, call: Callable[[int], Any]) -> dict[str, float]:
-    """Latencies (ms) of ``clients`` threads each calling ``per_client`` times."""
+def latencies(
+    clients: int, per_client: int, call: Callable[[int], Any]
+) -> tuple[list[float], float]:
+    """Latencies (ms) of ``clients`` threads each calling ``per_client`` times, and the wall time."""
     lat: list[float] = []
     lock = threading.Lock()
 
@@ -70,8 +74,11 @@ def run(clients: int, per_client: int, call: Callable[[int], Any]) -> dict[str, 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
-    wall = time.perf_counter() - t0
-    lat.sort()
+    return lat, time.perf_counter() - t0
+
+
+def summary(lat: list[float], wall: float) -> dict[str, float]:
+    lat = sorted(lat)
     return {
         "p50": statistics.median(lat),
         "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
@@ -80,12 +87,52 @@ def run(clients: int, per_client: int, call: Callable[[int], Any]) -> dict[str, 
     }
 
 
+def run(clients: int, per_client: int, call: Callable[[int], Any]) -> dict[str, float]:
+    return summary(*latencies(clients, per_client, call))
+
+
+def run_forked(
+    procs: int, clients: int, per_client: int, make_call: Callable[[], Callable[[int], Any]]
+) -> dict[str, float]:
+    """``run`` with the clients spread over ``procs`` forked processes.
+
+    One Python process driving 20 client threads is itself GIL-bound: a reply can wait in
+    the load generator before its thread runs again. ``make_call`` runs in each child, so
+    every process opens its own connections.
+    """
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    ready = ctx.Barrier(procs)
+
+    def child(n: int) -> None:
+        call = make_call()
+        call(0)
+        ready.wait()
+        results.put(latencies(n, per_client, call))
+
+    shares = [clients // procs + (1 if k < clients % procs else 0) for k in range(procs)]
+    workers = [ctx.Process(target=child, args=(n,)) for n in shares]
+    for w in workers:
+        w.start()
+    got = [results.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return summary([x for lat, _ in got for x in lat], max(wall for _, wall in got))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=1, help="repeat each client's requests")
     parser.add_argument("--only", default="", help="run only the queries whose name contains this")
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=1,
+        help="spread the latest clients over this many load-generator processes",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
     db_port, api_port = services.free_ports(2)
@@ -108,7 +155,9 @@ def main() -> None:
         stream = CandleStore(db, STREAMING_1M)
         stream.ensure_indexes()
         minute = now - now % 60_000
-        stream.upsert(klines(mkt, Interval.M1, minute - 2 * 3_600_000, minute + 60_000, now))
+        newest = klines(mkt, Interval.M1, minute - 2 * 3_600_000, minute + 60_000, now)
+        stream.upsert(newest)
+        newest = newest[-1]
         print(
             f"seeded {len(quarters)} 15m + 121 1m candles in {time.perf_counter() - t0:.1f}s",
             file=sys.stderr,
@@ -138,6 +187,8 @@ def main() -> None:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--workers",
+                str(args.api_workers),
             ],
             log_path=tmp / "api.log",
             env=env,
@@ -154,18 +205,31 @@ def main() -> None:
             q = {"symbol": SYMBOL, "open_time": {"$gte": ms_to_dt(lo), "$lt": ms_to_dt(hi)}}
             return lambda _: list(coll.find(q, {"_id": 0}).sort("open_time", 1))
 
-        def api_get(path: str, params: dict[str, Any]) -> Callable[[int], Any]:
+        def api_get(
+            path: str, params: dict[str, Any], clients: list[httpx.Client] = http
+        ) -> Callable[[int], Any]:
             def call(i: int) -> Any:
-                resp = http[i].get(path, params=params)
+                resp = clients[i].get(path, params=params)
                 resp.raise_for_status()
                 return resp.json()
 
             return call
 
-        def raw_latest(_: int) -> Any:
+        def latest_reader(coll: Any) -> Callable[[int], Any]:
             # The bounded form (the newest minutes): an unbounded sort is a full scan here.
             q = {"symbol": SYMBOL, "open_time": {"$gte": ms_to_dt(minute - 3_600_000)}}
-            return list(stream_coll.find(q, {"_id": 0}).sort("open_time", DESCENDING).limit(1))
+            return lambda _: list(coll.find(q, {"_id": 0}).sort("open_time", DESCENDING).limit(1))
+
+        raw_latest = latest_reader(stream_coll)
+        latest_path, latest_params = f"/candles/{SYMBOL}/latest", {"interval": "1m"}
+
+        def fresh_api_latest() -> Callable[[int], Any]:
+            own = [httpx.Client(base_url=base, timeout=300) for _ in range(args.clients)]
+            return api_get(latest_path, latest_params, own)
+
+        def fresh_raw_latest() -> Callable[[int], Any]:
+            own: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True, maxPoolSize=50)
+            return latest_reader(own["bench_sim"][STREAMING_1M])
 
         week = (end - 7 * DAY, end)
         cases = [
@@ -193,26 +257,45 @@ def main() -> None:
                 api_get(f"/candles/{SYMBOL}", {"interval": "1d", "start": start, "end": end}),
                 raw_range(start, end),
             ),
-            ("latest 1m", 10, api_get(f"/candles/{SYMBOL}/latest", {"interval": "1m"}), raw_latest),
+            ("latest 1m", 10, api_get(latest_path, latest_params), raw_latest),
         ]
         latest_api, latest_raw = cases[-1][2], cases[-1][3]
         # Sanity: both sides return the same number of rows.
         assert len(cases[1][2](0)["candles"]) == len(cases[1][3](0)) == len(quarters)
         rows = []
+        staleness: dict[str, float] = {}
         for name, per_client, api_call, raw_call in cases:
             if args.only not in name:
                 continue
             api_call(0)
             raw_call(0)
-            raw = run(args.clients, per_client * args.rounds, raw_call)
-            got = run(args.clients, per_client * args.rounds, api_call)
+            n = per_client * args.rounds
+            if name.startswith("latest") and args.client_procs > 1:
+                raw = run_forked(args.client_procs, args.clients, n, fresh_raw_latest)
+                got = run_forked(args.client_procs, args.clients, n, fresh_api_latest)
+            elif name.startswith("latest"):
+                with Freshness(stream, newest) as writes:  # the same writes under both sides
+                    raw = run(args.clients, n, raw_call)
+                with Freshness(stream, writes.last) as fresh:
+                    got = run(args.clients, n, fresh.watch(api_call))
+                staleness = fresh.report()
+            else:
+                raw = run(args.clients, n, raw_call)
+                got = run(args.clients, n, api_call)
             rows.append((name, got, raw))
             print(f"done: {name}: api {got}, raw {raw}", file=sys.stderr)
 
         # The latest target is about one client's latency: measure it alone as well.
         rows.append(("latest 1m, 1 client", run(1, 200, latest_api), run(1, 200, latest_raw)))
+        # The floor under every route: /health goes through the same middleware and thread
+        # pool and touches no store.
+        floor = run(args.clients, 10 * args.rounds, api_get("/health", {}))
         push = measure_push(base, stream, stream_coll, mkt, minute)
-        print(f"\n{args.clients} concurrent clients; latency in ms; ratio = API / raw pymongo\n")
+        print(
+            f"\n{args.clients} concurrent clients ({args.client_procs} load-generator "
+            f"process(es), {args.api_workers} API worker(s)); latency in ms; "
+            "ratio = API / raw pymongo\n"
+        )
         print(
             "| query | API p50 | API p99 | API req/s | raw p50 | raw p99 | raw req/s "
             "| p50 ratio | p99 ratio | req/s ratio (raw/API) |"
@@ -224,6 +307,17 @@ def main() -> None:
                 f"| {r['p99']:.1f} | {r['rps']:.1f} | {a['p50'] / r['p50']:.2f} "
                 f"| {a['p99'] / r['p99']:.2f} | {r['rps'] / a['rps']:.2f} |"
             )
+        if staleness:
+            print(
+                f"\nstaleness under the {args.clients}-client latest run: {staleness['writes']} "
+                f"updates of the open minute, {staleness['answers']} answers, "
+                f"{staleness['stale']} reflected an update stored > {STALE_MS} ms before it "
+                f"arrived; worst lag {staleness['worst_ms']:.0f} ms"
+            )
+        print(
+            f"\nfloor, /health (no store) with {args.clients} clients: p50 {floor['p50']:.1f} ms, "
+            f"p99 {floor['p99']:.1f} ms, {floor['rps']:.0f} req/s"
+        )
         print(
             f"\nlive push, write -> event received (ms), {len(push['sse'])} writes: "
             f"SSE p50 {statistics.median(push['sse']):.0f}, max {max(push['sse']):.0f}; "
@@ -237,6 +331,70 @@ def main() -> None:
         if api is not None:
             api.stop()
         store.stop()
+
+
+STALE_MS = 250
+
+
+class Freshness:
+    """Rewrites the open minute every 100 ms while ``latest`` is read, and checks the answers.
+
+    The bound: an answer must reflect every update stored more than ``STALE_MS`` before it
+    arrived. Each update raises the candle's trade count (and its event time), so an answer's
+    ``trades`` says which updates it saw. Lag of an answer = its arrival minus the store time
+    of the first update it missed (0 when it missed none).
+    """
+
+    def __init__(self, store: CandleStore, candle: Any) -> None:
+        self.store, self.candle = store, candle
+        self.last = candle  # the newest version written
+        self.stored: list[float] = []  # perf_counter when update k's write returned
+        self.seen: list[tuple[float, int]] = []  # (arrival, updates reflected)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def __enter__(self) -> Freshness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _write(self) -> None:
+        base = self.candle.event_time or self.candle.close_time
+        while not self._stop.wait(0.1):
+            k = len(self.stored) + 1
+            self.last = replace(
+                self.candle,
+                is_closed=False,
+                trades=self.candle.trades + k,
+                event_time=base + timedelta(milliseconds=k),
+            )
+            self.store.upsert([self.last])
+            self.stored.append(time.perf_counter())
+
+    def watch(self, call: Callable[[int], Any]) -> Callable[[int], Any]:
+        def watched(i: int) -> Any:
+            body = call(i)
+            self.seen.append((time.perf_counter(), body["candle"]["trades"] - self.candle.trades))
+            return body
+
+        return watched
+
+    def report(self) -> dict[str, float]:
+        lags = [
+            (arrival - self.stored[k]) * 1000 if k < len(self.stored) else 0.0
+            for arrival, k in self.seen
+        ]
+        # Before the first update every answer reflects "0 updates", which is current.
+        lags = [max(lag, 0.0) for lag in lags]
+        return {
+            "writes": len(self.stored),
+            "answers": len(self.seen),
+            "stale": sum(lag > STALE_MS for lag in lags),
+            "worst_ms": max(lags, default=0.0),
+        }
 
 
 def measure_push(

@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthPublic, summary="Liveness")
-def health() -> CoreJSONResponse:
+async def health() -> CoreJSONResponse:
     """The process answers; says nothing about the store."""
     return CoreJSONResponse({"status": "ok"})
 
