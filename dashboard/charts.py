@@ -3,7 +3,7 @@
 Why dicts of arrays and not ``plotly.graph_objects`` built from pandas: Plotly serialises a
 float64 array as one base64 block (``{"dtype": "f8", "bdata": ...}``) instead of a list of
 strings, and the browser draws numbers without parsing dates. Times are epoch milliseconds
-on ``date`` axes, which Plotly shows as UTC. Building the four charts of a year this way
+on ``date`` axes, which Plotly shows as UTC. Building the chart of a year this way
 takes milliseconds; the old builders took ~0.4 s (see docs/benchmarks/dashboard.md).
 
 This is the one place where exact decimals become floats: drawing needs nothing finer.
@@ -29,7 +29,6 @@ PLOT_CONFIG: dict[str, Any] = {"scrollZoom": True, "displaylogo": False, "respon
 UP, DOWN = "#26a69a", "#ef5350"
 # The volume under the candles, a little lighter than the candles themselves.
 UP_FILL, DOWN_FILL = "rgba(38, 166, 154, 0.7)", "rgba(239, 83, 80, 0.7)"
-VOLUME_COLOR = "#5c6bc0"
 FEATURE_STEP = INTERVALS["15m"]
 VOLATILITY = (("volatility_1h", "1 h window"), ("volatility_24h", "24 h window"))
 TIME_AXIS: dict[str, Any] = {
@@ -107,81 +106,83 @@ def _volume_steps(
 
 
 def candlestick_figure(
-    cols: CandleColumns, symbol: str, interval: str, *, title: str | None = None
+    cols: CandleColumns,
+    symbol: str,
+    interval: str,
+    *,
+    title: str | None = None,
+    features: FeatureSeries | None = None,
 ) -> Figure:
-    """Candlesticks with their volume underneath, sharing one zoomable time axis."""
+    """Candlesticks with their volume underneath, sharing one zoomable time axis.
+
+    With ``features``, a third panel shows the rolling volatility on the same axis: one
+    figure, so zooming into the price zooms the volume and volatility with it, and the
+    browser draws one chart instead of three (Streamlit costs ~0.1 s per chart).
+    """
     quote, base = quote_asset(symbol), base_asset(symbol)
     rising = cols.close >= cols.open
     volume_name = f"Volume ({base})"
+    data: list[dict[str, Any]] = [
+        {
+            "type": "candlestick",
+            "x": cols.time,
+            "open": cols.open,
+            "high": cols.high,
+            "low": cols.low,
+            "close": cols.close,
+            "name": f"{symbol} {interval}",
+            "increasing": {"line": {"color": UP}},
+            "decreasing": {"line": {"color": DOWN}},
+            "yaxis": "y",
+        },
+        # Coloured like the candle above: one step line for rising candles, one for
+        # falling ones. The first carries every candle's volume for the hover label.
+        {
+            **_volume_steps(cols, volume_name, UP_FILL, mask=rising),
+            "customdata": cols.volume,
+            "hovertemplate": "%{customdata}",
+            "showlegend": False,
+            "yaxis": "y2",
+        },
+        {
+            **_volume_steps(cols, volume_name, DOWN_FILL, mask=~rising),
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "yaxis": "y2",
+        },
+    ]
+    panels: dict[str, Any] = {
+        "yaxis": {"domain": [0.28, 1.0], "title": {"text": f"Price ({quote})"}},
+        "yaxis2": {"domain": [0.0, 0.24], "title": {"text": f"Volume ({base})"}},
+    }
+    height, bottom = 560, "y2"
+    if features is not None:
+        data += _volatility_traces(features, interval)
+        panels = {
+            "yaxis": {"domain": [0.4, 1.0], "title": {"text": f"Price ({quote})"}},
+            "yaxis2": {"domain": [0.21, 0.37], "title": {"text": f"Volume ({base})"}},
+            "yaxis3": {"domain": [0.0, 0.18], "title": {"text": "Volatility (%)"}},
+        }
+        height, bottom = 760, "y3"
+    what = "price, volume and volatility" if features is not None else "price and volume"
     return {
-        "data": [
-            {
-                "type": "candlestick",
-                "x": cols.time,
-                "open": cols.open,
-                "high": cols.high,
-                "low": cols.low,
-                "close": cols.close,
-                "name": f"{symbol} {interval}",
-                "increasing": {"line": {"color": UP}},
-                "decreasing": {"line": {"color": DOWN}},
-                "yaxis": "y",
-            },
-            # Coloured like the candle above: one step line for rising candles, one for
-            # falling ones. The first carries every candle's volume for the hover label.
-            {
-                **_volume_steps(cols, volume_name, UP_FILL, mask=rising),
-                "customdata": cols.volume,
-                "hovertemplate": "%{customdata}",
-                "showlegend": False,
-                "yaxis": "y2",
-            },
-            {
-                **_volume_steps(cols, volume_name, DOWN_FILL, mask=~rising),
-                "hoverinfo": "skip",
-                "showlegend": False,
-                "yaxis": "y2",
-            },
-        ],
+        "data": data,
         "layout": _layout(
-            title or f"{symbol} price and volume ({interval} candles)",
-            560,
-            # One x axis under the volume pane; the range slider duplicates zoom and halves
+            title or f"{symbol} {what} ({interval} candles)",
+            height,
+            # One x axis under the lowest pane; the range slider duplicates zoom and halves
             # the chart's height.
-            xaxis={**TIME_AXIS, "anchor": "y2", "rangeslider": {"visible": False}},
-            yaxis={"domain": [0.28, 1.0], "title": {"text": f"Price ({quote})"}},
-            yaxis2={"domain": [0.0, 0.24], "title": {"text": f"Volume ({base})"}},
+            xaxis={**TIME_AXIS, "anchor": bottom, "rangeslider": {"visible": False}},
+            **panels,
         ),
     }
 
 
-def close_figure(cols: CandleColumns, symbol: str, interval: str) -> Figure:
-    """A line of close prices."""
-    return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "x": cols.time,
-                "y": cols.close,
-                "name": "Close",
-                "line": {"width": 1.5},
-            }
-        ],
-        "layout": _layout(
-            f"{symbol} close price ({interval})",
-            320,
-            xaxis=TIME_AXIS,
-            yaxis={"title": {"text": f"Price ({quote_asset(symbol)})"}},
-        ),
-    }
-
-
-def volatility_figure(features: FeatureSeries, symbol: str, interval: str) -> Figure:
+def _volatility_traces(features: FeatureSeries, interval: str) -> list[dict[str, Any]]:
     """Rolling volatility of 15m log returns over 1 h and 24 h windows, in percent.
 
     The 15m rows are bucketed to the chart's interval (the last reading of each bucket), so
-    the chart has as many points as the candle charts.
+    the panel has as many points as the candles above it.
     """
     data = []
     for column, label in VOLATILITY:
@@ -194,32 +195,12 @@ def volatility_figure(features: FeatureSeries, symbol: str, interval: str) -> Fi
                 "mode": "lines",
                 "x": times.astype(np.float64),
                 "y": values * 100,
-                "name": label,
+                "name": f"Volatility, {label}",
+                "line": {"width": 1.2},
+                "yaxis": "y3",
             }
         )
-    return {
-        "data": data,
-        "layout": _layout(
-            f"{symbol} volatility",
-            320,
-            xaxis=TIME_AXIS,
-            yaxis={"title": {"text": "Volatility (% std of 15m log returns)"}},
-        ),
-    }
-
-
-def volume_figure(cols: CandleColumns, symbol: str, interval: str) -> Figure:
-    """Traded volume per candle, in the base asset."""
-    base = base_asset(symbol)
-    return {
-        "data": [_volume_steps(cols, f"Volume ({base})", VOLUME_COLOR)],
-        "layout": _layout(
-            f"{symbol} volume ({interval})",
-            320,
-            xaxis=TIME_AXIS,
-            yaxis={"title": {"text": f"Volume ({base})"}},
-        ),
-    }
+    return data
 
 
 def loading_figure(text: str, height: int) -> Figure:

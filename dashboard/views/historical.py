@@ -129,7 +129,7 @@ def render() -> None:
         # first appears on the page: an empty chart now has that done while the API reads
         # run, instead of after them (~0.6 s on a 2-core machine).
         first_chart.plotly_chart(
-            charts.loading_figure(f"Loading {symbol} {interval} candles…", 560),
+            charts.loading_figure(f"Loading {symbol} {interval} candles…", 760),
             config=charts.PLOT_CONFIG,
         )
     try:
@@ -167,30 +167,22 @@ def render() -> None:
     if stats:
         with stats_box:
             _stats_row(stats)
-    first_chart.plotly_chart(
-        charts.candlestick_figure(cols, symbol, interval),
-        config=charts.PLOT_CONFIG,
-        key="hist_candles",
-    )
-    st.plotly_chart(
-        charts.close_figure(cols, symbol, interval), config=charts.PLOT_CONFIG, key="hist_close"
-    )
-    if features is not None and len(features):
-        st.plotly_chart(
-            charts.volatility_figure(features, symbol, interval),
-            config=charts.PLOT_CONFIG,
-            key="hist_volatility",
-        )
-    elif features_error is not None:
+    if features is not None and not len(features):
+        features = None
+    if features_error is not None:
         show_api_error(features_error)
-    else:
+    elif features is None:
         st.info(
             "No volatility features for this range yet — materialize candle_features_15m "
             f"in Dagster at {ctx.dagster_url}",
             icon=":material/inbox:",
         )
-    st.plotly_chart(
-        charts.volume_figure(cols, symbol, interval), config=charts.PLOT_CONFIG, key="hist_volume"
+    # One figure with price, volume and volatility panels on one time axis: zooming one
+    # zooms all, and the browser draws one chart (docs/benchmarks/dashboard.md).
+    first_chart.plotly_chart(
+        charts.candlestick_figure(cols, symbol, interval, features=features),
+        config=charts.PLOT_CONFIG,
+        key="hist_candles",
     )
     st.session_state[CHARTS_SHOWN_KEY] = True
     elapsed = time.perf_counter() - t0

@@ -339,15 +339,20 @@ def test_volatility_is_bucketed_to_the_chart_interval_in_percent() -> None:
         }
         for i in range(96)
     ]
-    fig = charts.volatility_figure(FeatureSeries.from_rows(rows), "BTCUSDT", "4h")
-    one_hour, one_day = fig["data"]
+    features = FeatureSeries.from_rows(rows)
+    fig = charts.candlestick_figure(_columns(6, 14400), "BTCUSDT", "4h", features=features)
+    # A third panel under price and volume, on the same time axis.
+    assert [t.get("yaxis") for t in fig["data"]] == ["y", "y2", "y2", "y3", "y3"]
+    assert fig["layout"]["xaxis"]["anchor"] == "y3"
+    assert fig["layout"]["title"]["text"] == "BTCUSDT price, volume and volatility (4h candles)"
+    one_hour, one_day = fig["data"][3:]
     assert len(one_hour["x"]) == 6
     # The last 15m reading of each 4 h bucket, rows 15, 31, ..., in percent.
     assert list(one_hour["y"]) == pytest.approx([(16 * k + 15) / 10 for k in range(6)])
     assert len(one_day["x"]) == 0  # no reading at all: nothing drawn, nothing invented
-    assert fig["layout"]["yaxis"]["title"]["text"].startswith("Volatility (%")
-    at_15m = charts.volatility_figure(FeatureSeries.from_rows(rows), "BTCUSDT", "15m")
-    assert len(at_15m["data"][0]["x"]) == 96
+    assert fig["layout"]["yaxis3"]["title"]["text"] == "Volatility (%)"
+    at_15m = charts.candlestick_figure(_columns(96, 900), "BTCUSDT", "15m", features=features)
+    assert len(at_15m["data"][3]["x"]) == 96
 
 
 def test_empty_candles_give_empty_columns() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -48,12 +49,13 @@ def run(page: str | None = None) -> AppTest:
     return at
 
 
-def test_historical_page_draws_four_charts(api: StandIn) -> None:
+def test_historical_page_draws_price_volume_and_volatility_in_one_chart(api: StandIn) -> None:
     at = run()
     assert not any("provisional" in t for t in texts(at.caption))
     assert texts(at.title) == ["Historical candles"]
-    charts = at.get("plotly_chart")
-    assert len(charts) == 4
+    (chart,) = at.get("plotly_chart")
+    figure = json.loads(chart.proto.spec)
+    assert [t.get("yaxis") for t in figure["data"]] == ["y", "y2", "y2", "y3", "y3"]
     # The default range is the last 7 days: 672 candles at 15m fit, so no coarsening.
     assert {q["interval"] for q in api.candle_requests()} == {"15m"}
     assert not any("instead of" in t for t in texts(at.info))
@@ -232,7 +234,7 @@ def test_a_wrong_link_says_why_it_shows_something_else(api: StandIn) -> None:
     assert not at.exception
     assert any("interval='7m' is not one of 1m, 15m" in t for t in texts(at.warning))
     assert api.candle_requests()[-1]["interval"] == "15m"
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 1
 
 
 def test_a_bad_api_url_is_one_clear_line(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
