@@ -66,6 +66,8 @@ class StandIn:
     simulated: bool = True
     fallback_reason: str | None = None
     has_data: bool = True
+    # False: /features answers an empty list (the features asset was never materialized).
+    has_features: bool = True
     # Candles from this time on are built from the stream ahead of history (provisional).
     provisional_from: datetime | None = None
     # More history datasets /symbols lists (e.g. "1h", "historical_data_1m").
@@ -152,7 +154,7 @@ class StandIn:
             rows: list[dict[str, Any]] = []
             t = start
             limit = int(query.get("limit", 500))
-            while t < end and len(rows) < limit:
+            while self.has_features and t < end and len(rows) < limit:
                 rows.append(
                     {
                         "open_time": _iso(t),

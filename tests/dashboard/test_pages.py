@@ -61,6 +61,18 @@ def test_historical_page_draws_price_volume_and_volatility_in_one_chart(api: Sta
     assert not any("instead of" in t for t in texts(at.info))
 
 
+def test_without_features_the_chart_has_two_panels_and_says_how_to_get_the_third(
+    api: StandIn,
+) -> None:
+    api.has_features = False
+    at = run()
+    (chart,) = at.get("plotly_chart")
+    figure = json.loads(chart.proto.spec)
+    assert [t.get("yaxis") for t in figure["data"]] == ["y", "y2", "y2"]
+    assert figure["layout"]["title"]["text"] == "BTCUSDT price and volume (15m candles)"
+    assert any("materialize candle_features_15m" in t for t in texts(at.info)), texts(at.info)
+
+
 def test_candles_ahead_of_history_are_named_provisional(api: StandIn) -> None:
     from datetime import timedelta
 
