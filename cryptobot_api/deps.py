@@ -1,4 +1,9 @@
-"""Annotated dependency aliases: handlers declare what they need, checks live here once."""
+"""Annotated dependency aliases: handlers declare what they need, checks live here once.
+
+Every dependency here is ``async``: none of them blocks (they read the app's state and
+parse strings), and FastAPI runs a plain ``def`` dependency in its thread pool, so an
+``async`` route such as ``latest`` would pay a thread hop per dependency.
+"""
 
 from __future__ import annotations
 
@@ -34,19 +39,19 @@ TIME_SCHEMA = {
 }
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was started with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_query(request: Request) -> MarketQuery:
+async def get_query(request: Request) -> MarketQuery:
     """The read-side query object bound to the app's store client."""
     query: MarketQuery = request.app.state.query
     return query
 
 
-def symbol_param(
+async def symbol_param(
     symbol: Annotated[
         str,
         Path(
@@ -60,7 +65,7 @@ def symbol_param(
     return normalize_symbol(symbol)
 
 
-def start_param(
+async def start_param(
     start: Annotated[
         str | None,
         Query(
@@ -74,7 +79,7 @@ def start_param(
     return parse_time(start, "start")
 
 
-def end_param(
+async def end_param(
     end: Annotated[
         str | None,
         Query(
@@ -88,7 +93,7 @@ def end_param(
     return parse_time(end, "end")
 
 
-def interval_param(
+async def interval_param(
     query: Annotated[MarketQuery, Depends(get_query)],
     interval: Annotated[
         str,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from cryptobot_api.bodies import latest_body, page_body
 from cryptobot_api.deps import EndDep, IntervalDep, LimitDep, QueryDep, StartDep, SymbolDep
@@ -145,7 +146,7 @@ def _range_file(
 
 
 @router.get("/{symbol}/latest", response_model=LatestPublic, responses=_RESPONSES)
-def get_latest(
+async def get_latest(
     symbol: SymbolDep,
     query: QueryDep,
     interval: Annotated[
@@ -157,6 +158,13 @@ def get_latest(
         ),
     ] = "1m",
 ) -> CoreJSONResponse:
-    """The newest stored candle, open or closed (see ``is_closed``)."""
+    """The newest stored candle, open or closed (see ``is_closed``).
+
+    ``async``: an answer read in the last 0.1 s is served from the event loop; only a
+    store read goes to a worker thread (docs/benchmarks/api.md).
+    """
     parsed = parse_interval(interval, query.latest_intervals())
-    return CoreJSONResponse(latest_body(query.latest(symbol, parsed)))
+    latest = query.recent_latest(symbol, parsed)
+    if latest is None:
+        latest = await run_in_threadpool(query.latest, symbol, parsed)
+    return CoreJSONResponse(latest_body(latest))

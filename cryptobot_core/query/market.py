@@ -68,6 +68,9 @@ from cryptobot_core.store.codec import stored_float, stored_text
 from cryptobot_core.store.features import FEATURE_FIELDS
 from cryptobot_core.store.series import OPEN_TIME_ONLY, SeriesCollection
 
+# How long a latest answer is reused after its read began (the promise is 250 ms).
+LATEST_REUSE_S = 0.1
+
 # Live updates re-read this far behind the newest candle already sent.
 UPDATE_LOOKBACK_MS = 3 * 60_000
 # Windows (ms back from now) probed to find the newest candle, widest last (None = all).
@@ -157,6 +160,10 @@ class MarketQuery:
     _summary_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _newest_hint: dict[tuple[str, str, bool], int] = field(default_factory=dict, init=False)
     _flights: SingleFlight = field(default_factory=SingleFlight, init=False)
+    # latest's last answer per (symbol, interval) and when its read began (monotonic s).
+    _recent: dict[tuple[str, Interval], tuple[float, LatestCandle]] = field(
+        default_factory=dict, init=False
+    )
     _candles: dict[str, CandleStore] = field(default_factory=dict, init=False)
     _series: dict[str, SeriesCollection] = field(default_factory=dict, init=False)
     _granularity: dict[str, Interval] = field(default_factory=dict, init=False)
@@ -429,11 +436,26 @@ class MarketQuery:
                 f"{', '.join(i.value for i in allowed)}; got {interval.value!r}"
             )
         collection = STREAMING_1M if interval is Interval.M1 else history_collection(interval)
+        began = time.monotonic()
         doc = self._newest(collection, symbol)
         if doc is None:
             self.require_symbol(symbol)
             return LatestCandle(symbol, interval, None)
-        return LatestCandle(symbol, interval, candle_row(doc, interval))
+        answer = LatestCandle(symbol, interval, candle_row(doc, interval))
+        self._recent[(symbol, interval)] = (began, answer)
+        return answer
+
+    def recent_latest(self, symbol: str, interval: Interval) -> LatestCandle | None:
+        """``latest``'s answer when one was read in the last ``LATEST_REUSE_S``; no I/O.
+
+        Clients poll ``latest``; an answer whose read began less than 0.1 s ago is reused
+        without the store or a worker thread. It misses at most the writes of that 0.1 s
+        plus one read, inside the 250 ms the API promises (docs/api.md).
+        """
+        hit = self._recent.get((symbol, interval))
+        if hit is None or time.monotonic() - hit[0] >= LATEST_REUSE_S:
+            return None
+        return hit[1]
 
     # -- stats, features, gaps ------------------------------------------------------------
 

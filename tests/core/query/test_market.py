@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from cryptobot_core.errors import ValidationError
 from cryptobot_core.intervals import Interval
-from cryptobot_core.models import ms_to_dt
+from cryptobot_core.models import dt_to_ms, ms_to_dt
 from cryptobot_core.query import MAX_LIMIT, MAX_WINDOW_SLOTS, MarketQuery, UnknownSymbolError
+from cryptobot_core.query.market import LATEST_REUSE_S
 from cryptobot_core.query.rows import GapRun, iso
 from cryptobot_core.simulator.config import SimConfig
 from cryptobot_core.simulator.market import Market
@@ -99,3 +104,72 @@ def test_updates_deliver_new_minutes_and_late_rewrites(query: MarketQuery, mongo
     fresh, since = query.updates("BTCUSDT", since, seen)
     assert [c.open_time for c in fresh] == [iso(last), iso(last + 60_000)]
     assert fresh[-1].is_closed is False and since == last + 60_000
+
+
+def test_latest_is_reused_briefly_and_never_older_than_its_bound(
+    query: MarketQuery, mongo_db: Any
+) -> None:
+    """Readers poll latest while the open minute is rewritten every 20 ms.
+
+    Every answer must reflect every version stored more than 250 ms before it arrived (the
+    API's promise); answers read less than LATEST_REUSE_S ago are reused without the store.
+    """
+    stream = CandleStore(mongo_db, STREAMING_1M)
+    start = T0 + 2 * 86_400_000
+    (last,) = MARKET.klines(
+        "BTCUSDT",
+        Interval.M1,
+        start + 59 * 60_000,
+        start + 60 * 60_000 - 1,
+        1,
+        now_ms=start + 2 * 3_600_000,
+    )
+    minute = last.open_time + timedelta(minutes=1)
+    stored: list[float] = []  # when version k + 1's write returned
+    answers: list[tuple[float, int]] = []  # (arrival, versions reflected)
+    reused = 0
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.wait(0.02):
+            k = len(stored) + 1
+            stream.upsert(
+                [
+                    replace(
+                        last,
+                        open_time=minute,
+                        close_time=minute + timedelta(seconds=60) - timedelta(milliseconds=1),
+                        is_closed=False,
+                        trades=k,
+                        event_time=minute + timedelta(milliseconds=k),
+                    )
+                ]
+            )
+            stored.append(time.perf_counter())
+
+    def read() -> None:
+        nonlocal reused
+        while not stop.is_set():
+            answer = query.recent_latest("BTCUSDT", Interval.M1)
+            if answer is None:
+                answer = query.latest("BTCUSDT", Interval.M1)
+            else:
+                reused += 1
+            assert answer.candle is not None
+            fresh = answer.candle.open_time == iso(dt_to_ms(minute))
+            answers.append((time.perf_counter(), answer.candle.trades if fresh else 0))
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    lags = [arrival - stored[k] for arrival, k in answers if k < len(stored)]
+    assert any(k > 0 for _, k in answers)  # the rewritten minute was seen
+    assert len(stored) > 5 and reused > 0 and len(answers) > reused
+    assert max(lags) <= 0.25, f"an answer missed a version stored {max(lags):.3f} s before"
+    time.sleep(LATEST_REUSE_S)
+    final = query.latest("BTCUSDT", Interval.M1).candle
+    assert final is not None and final.trades == len(stored)
