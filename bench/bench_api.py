@@ -383,12 +383,11 @@ class Freshness:
         return watched
 
     def report(self) -> dict[str, float]:
+        # An answer that missed only updates stored after it arrived (or none) is current.
         lags = [
-            (arrival - self.stored[k]) * 1000 if k < len(self.stored) else 0.0
+            max((arrival - self.stored[k]) * 1000, 0.0) if k < len(self.stored) else 0.0
             for arrival, k in self.seen
         ]
-        # Before the first update every answer reflects "0 updates", which is current.
-        lags = [max(lag, 0.0) for lag in lags]
         return {
             "writes": len(self.stored),
             "answers": len(self.seen),

@@ -151,20 +151,18 @@ def candlestick_figure(
             "yaxis": "y2",
         },
     ]
-    panels: dict[str, Any] = {
-        "yaxis": {"domain": [0.28, 1.0], "title": {"text": f"Price ({quote})"}},
-        "yaxis2": {"domain": [0.0, 0.24], "title": {"text": f"Volume ({base})"}},
-    }
-    height, bottom = 560, "y2"
+    # (axis, title, vertical share of the figure), top to bottom.
+    panels = [("yaxis", f"Price ({quote})", [0.28, 1.0]), ("yaxis2", volume_name, [0.0, 0.24])]
+    height, what = 560, "price and volume"
     if features is not None:
         data += _volatility_traces(features, interval)
-        panels = {
-            "yaxis": {"domain": [0.4, 1.0], "title": {"text": f"Price ({quote})"}},
-            "yaxis2": {"domain": [0.21, 0.37], "title": {"text": f"Volume ({base})"}},
-            "yaxis3": {"domain": [0.0, 0.18], "title": {"text": "Volatility (%)"}},
-        }
-        height, bottom = 760, "y3"
-    what = "price, volume and volatility" if features is not None else "price and volume"
+        panels = [
+            ("yaxis", f"Price ({quote})", [0.4, 1.0]),
+            ("yaxis2", volume_name, [0.21, 0.37]),
+            ("yaxis3", "Volatility (%)", [0.0, 0.18]),
+        ]
+        height, what = 760, "price, volume and volatility"
+    bottom = panels[-1][0].replace("axis", "")
     return {
         "data": data,
         "layout": _layout(
@@ -173,7 +171,7 @@ def candlestick_figure(
             # One x axis under the lowest pane; the range slider duplicates zoom and halves
             # the chart's height.
             xaxis={**TIME_AXIS, "anchor": bottom, "rangeslider": {"visible": False}},
-            **panels,
+            **{axis: {"domain": share, "title": {"text": text}} for axis, text, share in panels},
         ),
     }
 
