@@ -108,11 +108,15 @@ def parse_time(value: str | int | None, name: str) -> int | None:
     Naive ISO means UTC. A time before 1970 or from the year 3000 on is clamped to those
     bounds: no candle lies outside them, so the answer is the same as for the bound.
     """
-    if value is None:
-        return None
+    if value is None or value == "":
+        return None  # not given (an HTML form sends an empty field)
     text = str(value).strip()
     if text == "":
-        return None
+        # Blank but not empty: the schema allows only "" for "not given", so say so.
+        raise ValidationError(
+            f"{name} must be ISO-8601 (e.g. 2024-01-01T00:00:00Z), epoch milliseconds "
+            f"(e.g. 1704067200000) or empty; got only whitespace {str(value)[:20]!r}"
+        )
     if re.fullmatch(EPOCH_MS_PATTERN, text):
         return min(max(int(text), MIN_MS), MAX_MS)
     try:

@@ -74,3 +74,10 @@ def test_cursor_round_trip_and_refusals() -> None:
     for bad in ("", "x", "-1", "djF8QlRDVVNEVHwxaHwxNzA0MDY3MjAwMDAw"):
         with pytest.raises(ValidationError, match="cursor must be the next_cursor"):
             decode_cursor(bad)
+
+
+def test_a_blank_time_is_refused_and_an_empty_one_means_not_given() -> None:
+    assert parse_time("", "end") is None
+    for blank in ("\r", " ", "\t\n"):
+        with pytest.raises(ValidationError, match="end must be .* or empty; got only whitespace"):
+            parse_time(blank, "end")
